@@ -1,0 +1,34 @@
+// Package cluster wraps hashicorp/memberlist: joining and rejoining, gossip
+// encryption, the compact node meta every agent announces (applied revision,
+// plan digest, counts, error flag), error texts, and revision hints.
+package cluster
+
+// State is a member's liveness as gossip tells it.
+type State string
+
+// Member states, as DESIGN.md names them.
+const (
+	StateAlive   State = "alive"
+	StateSuspect State = "suspect"
+	StateDead    State = "dead"
+	StateLeft    State = "left"
+)
+
+// NodeState is what an agent announces about itself over gossip.
+type NodeState struct {
+	Revision  string // applied (last good) revision: a commit hash or "dir:<sha256>"
+	Digest    string // hex digest of the plan computed for Revision
+	Balancers int    // balancers this host sets
+	Rules     int    // rules this host has applied
+	Error     string // last error (validation, fetch or apply); empty when healthy
+}
+
+// Member is one node of the cluster as the local node sees it, including dead
+// and departed nodes it has seen.
+type Member struct {
+	Name     string
+	Address  string // "IP:PORT"
+	State    State
+	Observer bool // a `weir status --join` observer: never a host, never in a plan
+	NodeState
+}

@@ -1,0 +1,120 @@
+// Package spec holds weir's domain types — hosts, their guests and the balancers
+// between services — and loads them from a tree of YAML documents with strict,
+// positioned (FILE:LINE) validation. It does no I/O beyond the fs.FS it is given.
+package spec
+
+import (
+	"net/netip"
+	"strconv"
+)
+
+// APIVersion is the only apiVersion this package accepts.
+const APIVersion = "weir/v1"
+
+// Document kinds.
+const (
+	KindHost     = "Host"
+	KindBalancer = "Balancer"
+)
+
+// Protocol is a frontend's transport protocol.
+type Protocol string
+
+// Protocols weir balances.
+const (
+	TCP  Protocol = "tcp"
+	UDP  Protocol = "udp"
+	SCTP Protocol = "sctp"
+)
+
+// Strategy chooses how a balancer spreads new connections over its targets.
+type Strategy string
+
+// Strategies; Random is the default.
+const (
+	// Random uses iptables' statistic --mode random with per-rule probabilities.
+	Random Strategy = "random"
+	// RoundRobin uses statistic --mode nth; it requires equal weights.
+	RoundRobin Strategy = "roundrobin"
+)
+
+// Spec is one validated revision of the spec tree. Hosts, each host's guests and
+// Balancers are sorted by name, so everything derived from a Spec can iterate
+// over it without depending on file layout or document order.
+type Spec struct {
+	Hosts     []Host
+	Balancers []Balancer
+}
+
+// Pos is where a document or value was defined, relative to the spec root.
+type Pos struct {
+	File string
+	Line int
+}
+
+// String renders the position as FILE:LINE.
+func (p Pos) String() string { return p.File + ":" + strconv.Itoa(p.Line) }
+
+// Host is one server's host OS and the guests it runs.
+type Host struct {
+	Name    string
+	Address netip.Addr
+	Guests  []Guest
+	Pos     Pos
+}
+
+// Guest is one guest OS behind a host, with the services it runs.
+type Guest struct {
+	Name     string
+	Address  netip.Addr
+	Services []string // sorted, unique
+	Host     string   // name of the host it runs on
+	Pos      Pos
+}
+
+// Frontend is the virtual address that source guests send to.
+type Frontend struct {
+	Address  netip.Addr `json:"address"`
+	Port     uint16     `json:"port"`
+	Protocol Protocol   `json:"protocol"`
+}
+
+// Balancer spreads connections that guests running Source open to Frontend over
+// the guests running Target.
+type Balancer struct {
+	Name       string
+	Source     string
+	Target     string
+	Frontend   Frontend
+	TargetPort uint16   // defaulted to Frontend.Port
+	Strategy   Strategy // defaulted to Random
+	Weights    map[string]int
+	Pos        Pos
+}
+
+// Weight returns the weight of the target guest named guest (default 1).
+func (b *Balancer) Weight(guest string) int {
+	if w, ok := b.Weights[guest]; ok {
+		return w
+	}
+	return 1
+}
+
+// Guests returns every guest of the spec in (host, guest) name order.
+func (s *Spec) Guests() []Guest {
+	var out []Guest
+	for _, h := range s.Hosts {
+		out = append(out, h.Guests...)
+	}
+	return out
+}
+
+// Host returns the host named name, or nil.
+func (s *Spec) Host(name string) *Host {
+	for i := range s.Hosts {
+		if s.Hosts[i].Name == name {
+			return &s.Hosts[i]
+		}
+	}
+	return nil
+}
