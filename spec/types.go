@@ -5,6 +5,7 @@ package spec
 
 import (
 	"net/netip"
+	"slices"
 	"strconv"
 )
 
@@ -60,7 +61,7 @@ type Host struct {
 	Name    string
 	Address netip.Addr
 	Guests  []Guest
-	Pos     Pos
+	Pos     Pos // where its name is written
 }
 
 // Guest is one guest OS behind a host, with the services it runs.
@@ -69,7 +70,7 @@ type Guest struct {
 	Address  netip.Addr
 	Services []string // sorted, unique
 	Host     string   // name of the host it runs on
-	Pos      Pos
+	Pos      Pos      // where its name is written
 }
 
 // Frontend is the virtual address that source guests send to.
@@ -86,10 +87,10 @@ type Balancer struct {
 	Source     string
 	Target     string
 	Frontend   Frontend
-	TargetPort uint16   // defaulted to Frontend.Port
-	Strategy   Strategy // defaulted to Random
-	Weights    map[string]int
-	Pos        Pos
+	TargetPort uint16         // defaulted to Frontend.Port
+	Strategy   Strategy       // defaulted to Random
+	Weights    map[string]int // by target guest name; nil when none is given
+	Pos        Pos            // where its name is written
 }
 
 // Weight returns the weight of the target guest named guest (default 1).
@@ -114,6 +115,34 @@ func (s *Spec) Host(name string) *Host {
 	for i := range s.Hosts {
 		if s.Hosts[i].Name == name {
 			return &s.Hosts[i]
+		}
+	}
+	return nil
+}
+
+// Runs reports whether the guest runs service.
+func (g *Guest) Runs(service string) bool {
+	_, found := slices.BinarySearch(g.Services, service)
+	return found
+}
+
+// Guest returns the guest named name, or nil.
+func (s *Spec) Guest(name string) *Guest {
+	for i := range s.Hosts {
+		for j := range s.Hosts[i].Guests {
+			if s.Hosts[i].Guests[j].Name == name {
+				return &s.Hosts[i].Guests[j]
+			}
+		}
+	}
+	return nil
+}
+
+// Balancer returns the balancer named name, or nil.
+func (s *Spec) Balancer(name string) *Balancer {
+	for i := range s.Balancers {
+		if s.Balancers[i].Name == name {
+			return &s.Balancers[i]
 		}
 	}
 	return nil

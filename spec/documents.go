@@ -1,0 +1,54 @@
+package spec
+
+// The document structs mirror the YAML a user writes, field for field, with the
+// json tags that sigs.k8s.io/yaml decodes by. They hold raw values (addresses as
+// strings, ports as int64) so that an out-of-range or malformed value reaches
+// validation, which reports it with its line, instead of failing inside the
+// decoder with no position. Ports and weights are int64 because that is the
+// widest integer YAML scalars decode to; range checks happen in validate.go.
+
+// hostDoc is a `kind: Host` document.
+type hostDoc struct {
+	APIVersion string      `json:"apiVersion"`
+	Kind       string      `json:"kind"`
+	Metadata   metadataDoc `json:"metadata"`
+	Spec       hostSpecDoc `json:"spec"`
+}
+
+// balancerDoc is a `kind: Balancer` document.
+type balancerDoc struct {
+	APIVersion string          `json:"apiVersion"`
+	Kind       string          `json:"kind"`
+	Metadata   metadataDoc     `json:"metadata"`
+	Spec       balancerSpecDoc `json:"spec"`
+}
+
+type metadataDoc struct {
+	Name string `json:"name"`
+}
+
+type hostSpecDoc struct {
+	Address string     `json:"address"`
+	Guests  []guestDoc `json:"guests"`
+}
+
+type guestDoc struct {
+	Name     string   `json:"name"`
+	Address  string   `json:"address"`
+	Services []string `json:"services"`
+}
+
+type balancerSpecDoc struct {
+	Source     string           `json:"source"`
+	Target     string           `json:"target"`
+	Frontend   frontendDoc      `json:"frontend"`
+	TargetPort int64            `json:"targetPort"`
+	Strategy   string           `json:"strategy"`
+	Weights    map[string]int64 `json:"weights"`
+}
+
+type frontendDoc struct {
+	Address  string `json:"address"`
+	Port     int64  `json:"port"`
+	Protocol string `json:"protocol"`
+}

@@ -1,0 +1,352 @@
+package spec
+
+import (
+	"fmt"
+	"net/netip"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// MaxWeight is the largest weight a balancer may give a target. It keeps the
+// sum of weights, and so every rule's probability, far inside what iptables'
+// statistic match can express (a 31-bit fraction).
+const MaxWeight = 1000000
+
+// dnsLabelRE is RFC 1123 label syntax; the length (≤ 63) is checked apart.
+var dnsLabelRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+
+// validName reports whether s is a DNS label: 1–63 lowercase letters, digits
+// and '-', starting and ending with a letter or digit.
+func validName(s string) bool { return len(s) <= 63 && dnsLabelRE.MatchString(s) }
+
+// hostDef is a decoded Host document with what cross-document checks need.
+type hostDef struct {
+	Host
+	doc    *docCtx
+	guests []guestDef // in document order
+}
+
+type guestDef struct {
+	Guest
+	path string // "spec.guests[i]"
+}
+
+// balancerDef is a decoded Balancer document.
+type balancerDef struct {
+	Balancer
+	doc *docCtx
+}
+
+// present reports whether path was given and well formed.
+func (d *docCtx) present(path string) bool {
+	_, ok := d.lines[path]
+	return ok && !d.bad[path]
+}
+
+// required reports path as missing when its parent is present but it is not.
+// A missing parent was reported already; a malformed path was too.
+func (d *docCtx) required(path string) bool {
+	if d.present(path) {
+		return true
+	}
+	if _, given := d.lines[path]; given || d.bad[path] {
+		return false
+	}
+	if p := parent(path); p == "" || d.present(p) {
+		d.errorf(path, "missing required field %q", path)
+	}
+	return false
+}
+
+// apiVersion checks the document's apiVersion value.
+func (d *docCtx) apiVersion(v string) {
+	if v != APIVersion {
+		d.errorf("apiVersion", "unknown apiVersion %q (want %s)", v, APIVersion)
+	}
+}
+
+// name checks a required name (of a host, guest, balancer or service).
+func (d *docCtx) name(path, what, v string) string {
+	if !d.required(path) {
+		return ""
+	}
+	return d.label(path, what, v)
+}
+
+// label checks that v, given at path, is a DNS label.
+func (d *docCtx) label(path, what, v string) string {
+	if !validName(v) {
+		d.errorf(path, "%s: invalid %s %q: must be a DNS label (at most 63 lowercase letters, digits and '-', starting and ending with a letter or digit)", path, what, v)
+		return ""
+	}
+	return v
+}
+
+// addr checks a required IP address.
+func (d *docCtx) addr(path, v string) netip.Addr {
+	if !d.required(path) {
+		return netip.Addr{}
+	}
+	a, err := netip.ParseAddr(v)
+	if err != nil || a.Zone() != "" {
+		d.errorf(path, "%s: %q is not an IPv4 or IPv6 address", path, v)
+		return netip.Addr{}
+	}
+	// An IPv4-mapped IPv6 address is the IPv4 address: compare and
+	// program it as such.
+	return a.Unmap()
+}
+
+// port checks a port number at path; 0 means absent or invalid.
+func (d *docCtx) port(path string, v int64) uint16 {
+	if !d.present(path) {
+		return 0
+	}
+	if v < 1 || v > 65535 {
+		d.errorf(path, "%s: port %d is out of range 1-65535", path, v)
+		return 0
+	}
+	return uint16(v)
+}
+
+// host validates a Host document and records it.
+func (d *docCtx) host(doc *hostDoc) {
+	d.apiVersionOf(doc.APIVersion)
+	h := &hostDef{doc: d}
+	d.required("metadata")
+	h.Name = d.name("metadata.name", "host name", doc.Metadata.Name)
+	h.Pos = d.pos("metadata.name")
+	d.required("spec")
+	h.Address = d.addr("spec.address", doc.Spec.Address)
+	for i, g := range doc.Spec.Guests {
+		p := "spec.guests[" + strconv.Itoa(i) + "]"
+		if d.bad[p] {
+			continue
+		}
+		gd := guestDef{path: p}
+		gd.Name = d.name(p+".name", "guest name", g.Name)
+		gd.Pos = d.pos(p + ".name")
+		gd.Address = d.addr(p+".address", g.Address)
+		seen := map[string]int{}
+		for j, s := range g.Services {
+			sp := p + ".services[" + strconv.Itoa(j) + "]"
+			if d.bad[sp] || d.label(sp, "service name", s) == "" {
+				continue
+			}
+			if first, dup := seen[s]; dup {
+				d.errorf(sp, "duplicate service %q in guest %q (first listed at line %d)", s, g.Name, first)
+				continue
+			}
+			seen[s] = d.lines[sp]
+			gd.Services = append(gd.Services, s)
+		}
+		h.guests = append(h.guests, gd)
+	}
+	d.l.hosts = append(d.l.hosts, h)
+}
+
+// apiVersionOf checks a decoded document's apiVersion.
+func (d *docCtx) apiVersionOf(v string) {
+	if d.required("apiVersion") {
+		d.apiVersion(v)
+	}
+}
+
+// pos is the position of path in this document.
+func (d *docCtx) pos(path string) Pos { return Pos{File: d.file, Line: d.lineOf(path)} }
+
+// balancer validates a Balancer document and records it.
+func (d *docCtx) balancer(doc *balancerDoc) {
+	d.apiVersionOf(doc.APIVersion)
+	s := doc.Spec
+	b := &balancerDef{doc: d}
+	d.required("metadata")
+	b.Name = d.name("metadata.name", "balancer name", doc.Metadata.Name)
+	b.Pos = d.pos("metadata.name")
+	d.required("spec")
+	b.Source = d.name("spec.source", "service name", s.Source)
+	b.Target = d.name("spec.target", "service name", s.Target)
+	if d.required("spec.frontend") {
+		b.Frontend.Address = d.addr("spec.frontend.address", s.Frontend.Address)
+		if d.required("spec.frontend.port") {
+			b.Frontend.Port = d.port("spec.frontend.port", s.Frontend.Port)
+		}
+	}
+	b.Frontend.Protocol = TCP
+	if d.present("spec.frontend.protocol") {
+		switch p := Protocol(s.Frontend.Protocol); p {
+		case TCP, UDP, SCTP:
+			b.Frontend.Protocol = p
+		default:
+			d.errorf("spec.frontend.protocol", "spec.frontend.protocol: unknown protocol %q (want tcp, udp or sctp)", s.Frontend.Protocol)
+		}
+	}
+	b.TargetPort = b.Frontend.Port
+	if d.present("spec.targetPort") {
+		b.TargetPort = d.port("spec.targetPort", s.TargetPort)
+	}
+	b.Strategy = Random
+	if d.present("spec.strategy") {
+		switch st := Strategy(s.Strategy); st {
+		case Random, RoundRobin:
+			b.Strategy = st
+		default:
+			d.errorf("spec.strategy", "spec.strategy: unknown strategy %q (want random or roundrobin)", s.Strategy)
+		}
+	}
+	if len(s.Weights) > 0 && d.present("spec.weights") {
+		if b.Strategy == RoundRobin {
+			d.errorf("spec.weights", "spec.weights: weights are not allowed with strategy roundrobin, which gives every target an equal share")
+		}
+		b.Weights = map[string]int{}
+		for _, g := range sortedKeys(s.Weights) {
+			p := "spec.weights." + g
+			if d.bad[p] || d.label(p, "guest name", g) == "" {
+				continue
+			}
+			w := s.Weights[g]
+			if w < 1 || w > MaxWeight {
+				d.errorf(p, "%s: weight %d must be a positive integer of at most %d", p, w, MaxWeight)
+				continue
+			}
+			b.Weights[g] = int(w)
+		}
+	}
+	d.l.balancers = append(d.l.balancers, b)
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// checkTree runs the checks that span documents: unique names and addresses,
+// distinct frontends, and (when references is set) that every service and
+// weighted guest a balancer names exists.
+func (l *loader) checkTree(references bool) {
+	hosts := map[string]Pos{}
+	guests := map[string]*guestDef{}
+	type owner struct {
+		what string
+		pos  Pos
+	}
+	addrs := map[netip.Addr]owner{}
+	useAddr := func(d *docCtx, path string, a netip.Addr, what string) {
+		if !a.IsValid() || d.bad[path] {
+			return
+		}
+		if o, dup := addrs[a]; dup {
+			d.errorf(path, "duplicate address %s (first used by %s at %s)", a, o.what, o.pos)
+			return
+		}
+		addrs[a] = owner{what, d.pos(path)}
+	}
+	services := map[string]bool{}
+	for _, h := range l.hosts {
+		d := h.doc
+		if h.Name != "" {
+			if first, dup := hosts[h.Name]; dup {
+				d.errorf("metadata.name", "duplicate host %q (first defined at %s)", h.Name, first)
+			} else {
+				hosts[h.Name] = h.Pos
+			}
+		}
+		useAddr(d, "spec.address", h.Address, fmt.Sprintf("host %q", h.Name))
+		for i := range h.guests {
+			g := &h.guests[i]
+			if g.Name != "" {
+				if first, dup := guests[g.Name]; dup {
+					d.errorf(g.path+".name", "duplicate guest %q (first defined at %s)", g.Name, first.Pos)
+				} else {
+					guests[g.Name] = g
+				}
+			}
+			useAddr(d, g.path+".address", g.Address, fmt.Sprintf("guest %q", g.Name))
+			for _, s := range g.Services {
+				services[s] = true
+			}
+		}
+	}
+
+	balancers := map[string]Pos{}
+	frontends := map[string]*balancerDef{}
+	for _, b := range l.balancers {
+		d := b.doc
+		if b.Name != "" {
+			if first, dup := balancers[b.Name]; dup {
+				d.errorf("metadata.name", "duplicate balancer %q (first defined at %s)", b.Name, first)
+			} else {
+				balancers[b.Name] = b.Pos
+			}
+		}
+		fe := b.Frontend
+		if fe.Address.IsValid() {
+			if o, taken := addrs[fe.Address]; taken {
+				d.errorf("spec.frontend.address", "spec.frontend.address: %s is the address of %s (%s); a frontend needs an address of its own", fe.Address, o.what, o.pos)
+			}
+			if fe.Port != 0 && !d.bad["spec.frontend.protocol"] {
+				key := frontendKey(fe)
+				if first, dup := frontends[key]; dup {
+					d.errorf("spec.frontend", "frontend %s is already used by balancer %q (%s)", key, first.Name, first.Pos)
+				} else {
+					frontends[key] = b
+				}
+			}
+		}
+		if !references {
+			continue
+		}
+		if b.Source != "" && !services[b.Source] {
+			d.errorf("spec.source", "spec.source: no guest runs service %q", b.Source)
+		}
+		if b.Target != "" && !services[b.Target] {
+			d.errorf("spec.target", "spec.target: no guest runs service %q", b.Target)
+		}
+		if b.Target == "" || !services[b.Target] {
+			continue
+		}
+		for _, name := range sortedKeys(b.Weights) {
+			p := "spec.weights." + name
+			g, ok := guests[name]
+			switch {
+			case !ok:
+				d.errorf(p, "%s: guest %q is not defined", p, name)
+			case !slices.Contains(g.Services, b.Target):
+				d.errorf(p, "%s: guest %q does not run target service %q (defined at %s)", p, name, b.Target, g.Pos)
+			}
+		}
+	}
+}
+
+// frontendKey renders a frontend as ADDRESS:PORT/PROTOCOL, bracketing IPv6.
+func frontendKey(f Frontend) string {
+	return netip.AddrPortFrom(f.Address, f.Port).String() + "/" + string(f.Protocol)
+}
+
+// build assembles the Spec from a tree that passed every check.
+func (l *loader) build() *Spec {
+	s := &Spec{}
+	for _, h := range l.hosts {
+		host := h.Host
+		for _, g := range h.guests {
+			guest := g.Guest
+			guest.Host = host.Name
+			slices.Sort(guest.Services)
+			host.Guests = append(host.Guests, guest)
+		}
+		slices.SortFunc(host.Guests, func(a, b Guest) int { return strings.Compare(a.Name, b.Name) })
+		s.Hosts = append(s.Hosts, host)
+	}
+	slices.SortFunc(s.Hosts, func(a, b Host) int { return strings.Compare(a.Name, b.Name) })
+	for _, b := range l.balancers {
+		s.Balancers = append(s.Balancers, b.Balancer)
+	}
+	slices.SortFunc(s.Balancers, func(a, b Balancer) int { return strings.Compare(a.Name, b.Name) })
+	return s
+}
