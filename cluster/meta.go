@@ -1,0 +1,254 @@
+package cluster
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"strings"
+)
+
+// metaVersion is the first byte of every node meta this code writes. A node
+// that reads a version it does not know reports the member with an error
+// instead of guessing, so mixed versions show up in `weir status` as not
+// converged rather than as silently wrong numbers.
+const metaVersion = 1
+
+// maxMetaString bounds the revision and digest carried in node meta. With both
+// at this bound the encoding stays near 300 bytes, well under memberlist's
+// MetaMaxSize (512), so NodeMeta never has to truncate.
+const maxMetaString = 128
+
+// Flag bits of the second meta byte.
+const (
+	flagObserver = 1 << 0 // a status observer: never a host
+	flagError    = 1 << 1 // the node has an error; its text travels separately
+)
+
+// String encodings inside the meta. Revisions and digests are almost always
+// lowercase hex (a commit id, "dir:"+sha256, a sha256 digest), which packs
+// into half the bytes; anything else is stored verbatim.
+const (
+	strRaw    = 0
+	strHex    = 1
+	strDirHex = 2
+)
+
+// ErrMetaTooLarge is returned by SetLocal when the revision or digest is too
+// long to announce in node meta.
+var ErrMetaTooLarge = errors.New("node state too large for gossip meta")
+
+// nodeMeta is what one node announces in its memberlist meta.
+type nodeMeta struct {
+	Observer  bool
+	Revision  string
+	Digest    string
+	Balancers int
+	Rules     int
+	// ErrorCRC is the CRC-32 (IEEE) of the error text, 0 when healthy. The
+	// text itself travels by broadcast and push/pull; the checksum lets a
+	// receiver tell whether the text it holds is the one this meta refers to.
+	ErrorCRC uint32
+	HasError bool
+}
+
+// errorCRC returns the checksum meta carries for an error text. An empty text
+// has no checksum; a non-empty text whose CRC happens to be 0 is mapped to 1
+// so "has an error" never depends on the checksum value alone.
+func errorCRC(text string) uint32 {
+	if text == "" {
+		return 0
+	}
+	c := crc32.ChecksumIEEE([]byte(text))
+	if c == 0 {
+		c = 1
+	}
+	return c
+}
+
+func metaFromState(s NodeState, observer bool) nodeMeta {
+	return nodeMeta{
+		Observer:  observer,
+		Revision:  s.Revision,
+		Digest:    s.Digest,
+		Balancers: s.Balancers,
+		Rules:     s.Rules,
+		ErrorCRC:  errorCRC(s.Error),
+		HasError:  s.Error != "",
+	}
+}
+
+// encodeMeta renders m in the compact binary form:
+//
+//	version(1) flags(1) revision digest balancers(varint) rules(varint) [errorCRC(4)]
+//
+// where each string is a tag byte (raw, hex, "dir:"+hex) followed by a uvarint
+// length and the bytes.
+func encodeMeta(m nodeMeta) ([]byte, error) {
+	if len(m.Revision) > maxMetaString {
+		return nil, fmt.Errorf("revision of %d bytes (max %d): %w", len(m.Revision), maxMetaString, ErrMetaTooLarge)
+	}
+	if len(m.Digest) > maxMetaString {
+		return nil, fmt.Errorf("digest of %d bytes (max %d): %w", len(m.Digest), maxMetaString, ErrMetaTooLarge)
+	}
+	b := make([]byte, 0, 96)
+	var flags byte
+	if m.Observer {
+		flags |= flagObserver
+	}
+	if m.HasError {
+		flags |= flagError
+	}
+	b = append(b, metaVersion, flags)
+	b = appendMetaString(b, m.Revision)
+	b = appendMetaString(b, m.Digest)
+	b = binary.AppendVarint(b, int64(m.Balancers))
+	b = binary.AppendVarint(b, int64(m.Rules))
+	if m.HasError {
+		b = binary.BigEndian.AppendUint32(b, m.ErrorCRC)
+	}
+	return b, nil
+}
+
+func appendMetaString(b []byte, s string) []byte {
+	tag, payload := byte(strRaw), []byte(s)
+	if rest, ok := strings.CutPrefix(s, "dir:"); ok && isLowerHex(rest) {
+		tag, payload = strDirHex, hexBytes(rest)
+	} else if isLowerHex(s) {
+		tag, payload = strHex, hexBytes(s)
+	}
+	b = append(b, tag)
+	b = binary.AppendUvarint(b, uint64(len(payload)))
+	return append(b, payload...)
+}
+
+// isLowerHex reports whether s is a non-empty, even-length, lowercase hex
+// string: exactly the strings that survive a hex round trip unchanged.
+func isLowerHex(s string) bool {
+	if s == "" || len(s)%2 != 0 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+func hexBytes(s string) []byte {
+	out := make([]byte, len(s)/2)
+	for i := range out {
+		out[i] = unhex(s[2*i])<<4 | unhex(s[2*i+1])
+	}
+	return out
+}
+
+func unhex(c byte) byte {
+	if c >= 'a' {
+		return c - 'a' + 10
+	}
+	return c - '0'
+}
+
+const hexDigits = "0123456789abcdef"
+
+func toHex(b []byte) string {
+	out := make([]byte, 2*len(b))
+	for i, v := range b {
+		out[2*i], out[2*i+1] = hexDigits[v>>4], hexDigits[v&0xf]
+	}
+	return string(out)
+}
+
+// decodeMeta parses what encodeMeta wrote.
+func decodeMeta(b []byte) (nodeMeta, error) {
+	var m nodeMeta
+	if len(b) < 2 {
+		return m, fmt.Errorf("node meta of %d bytes is too short", len(b))
+	}
+	if b[0] != metaVersion {
+		return m, fmt.Errorf("node meta version %d not understood (this weir reads %d)", b[0], metaVersion)
+	}
+	flags := b[1]
+	m.Observer = flags&flagObserver != 0
+	m.HasError = flags&flagError != 0
+	r := metaReader{b: b[2:]}
+	m.Revision = r.str()
+	m.Digest = r.str()
+	m.Balancers = int(r.varint())
+	m.Rules = int(r.varint())
+	if m.HasError {
+		m.ErrorCRC = r.uint32()
+	}
+	if r.err != nil {
+		return nodeMeta{}, fmt.Errorf("decoding node meta: %w", r.err)
+	}
+	return m, nil
+}
+
+// metaReader reads the meta fields in order and remembers the first error,
+// so decodeMeta can read every field and check once.
+type metaReader struct {
+	b   []byte
+	err error
+}
+
+var errShortMeta = errors.New("truncated")
+
+func (r *metaReader) str() string {
+	if r.err != nil || len(r.b) < 1 {
+		r.fail()
+		return ""
+	}
+	tag := r.b[0]
+	r.b = r.b[1:]
+	n, k := binary.Uvarint(r.b)
+	if k <= 0 || uint64(len(r.b)-k) < n {
+		r.fail()
+		return ""
+	}
+	payload := r.b[k : k+int(n)]
+	r.b = r.b[k+int(n):]
+	switch tag {
+	case strRaw:
+		return string(payload)
+	case strHex:
+		return toHex(payload)
+	case strDirHex:
+		return "dir:" + toHex(payload)
+	default:
+		r.err = fmt.Errorf("unknown string tag %d", tag)
+		return ""
+	}
+}
+
+func (r *metaReader) varint() int64 {
+	if r.err != nil {
+		return 0
+	}
+	v, k := binary.Varint(r.b)
+	if k <= 0 {
+		r.fail()
+		return 0
+	}
+	r.b = r.b[k:]
+	return v
+}
+
+func (r *metaReader) uint32() uint32 {
+	if r.err != nil || len(r.b) < 4 {
+		r.fail()
+		return 0
+	}
+	v := binary.BigEndian.Uint32(r.b)
+	r.b = r.b[4:]
+	return v
+}
+
+func (r *metaReader) fail() {
+	if r.err == nil {
+		r.err = errShortMeta
+	}
+}
