@@ -1,0 +1,322 @@
+package source
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+)
+
+// DefaultDebounce is how long a directory must stay quiet after a file event
+// before Watch reports a change: long enough to fold an editor's
+// write-temp-then-rename or a `git checkout` into one notification, short
+// enough that an operator sees the rules follow an edit at once.
+const DefaultDebounce = 100 * time.Millisecond
+
+// DirConfig configures a directory source.
+type DirConfig struct {
+	// Dir is the spec root. It must exist and be a directory; a symlink to one
+	// is followed.
+	Dir string
+	// Debounce is the quiet time after the last file event before Watch calls
+	// changed (default DefaultDebounce).
+	Debounce time.Duration
+	// MaxDelay bounds how long a stream of events that never pauses can hold
+	// a notification back (default 20 × Debounce).
+	MaxDelay time.Duration
+	// Logger receives watch errors; nil discards them.
+	Logger *slog.Logger
+}
+
+// Dir is a Source reading a local directory tree, watched with fsnotify.
+type Dir struct {
+	root     string
+	debounce time.Duration
+	maxDelay time.Duration
+	log      *slog.Logger
+
+	mu       sync.Mutex
+	observed string // last revision (or "error:" + message) handed out or notified
+}
+
+var _ Source = (*Dir)(nil)
+
+// NewDir returns a directory source for cfg.Dir.
+func NewDir(cfg DirConfig) (*Dir, error) {
+	if cfg.Dir == "" {
+		return nil, errors.New("directory source: no directory given")
+	}
+	abs, err := filepath.Abs(cfg.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("directory source %s: %w", cfg.Dir, err)
+	}
+	root, err := filepath.EvalSymlinks(abs)
+	if err != nil {
+		return nil, fmt.Errorf("directory source %s: %w", cfg.Dir, err)
+	}
+	fi, err := os.Stat(root)
+	if err != nil {
+		return nil, fmt.Errorf("directory source %s: %w", cfg.Dir, err)
+	}
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("directory source %s: not a directory", cfg.Dir)
+	}
+	d := &Dir{root: root, debounce: cfg.Debounce, maxDelay: cfg.MaxDelay, log: cfg.Logger}
+	if d.debounce <= 0 {
+		d.debounce = DefaultDebounce
+	}
+	if d.maxDelay <= 0 {
+		d.maxDelay = 20 * d.debounce
+	}
+	if d.log == nil {
+		d.log = slog.New(slog.DiscardHandler)
+	}
+	return d, nil
+}
+
+// Root returns the resolved absolute path of the watched directory.
+func (d *Dir) Root() string { return d.root }
+
+// Latest reads the tree now into an in-memory snapshot. Its Revision is
+// "dir:" + the content hash described at contentRevision, so it is the same
+// for the same spec files whatever their modification times.
+func (d *Dir) Latest(ctx context.Context) (Snapshot, error) {
+	snap, err := d.read(ctx)
+	d.mu.Lock()
+	d.observed = observation(snap.Revision, err)
+	d.mu.Unlock()
+	return snap, err
+}
+
+func observation(rev string, err error) string {
+	if err != nil {
+		return "error:" + err.Error()
+	}
+	return rev
+}
+
+func (d *Dir) read(ctx context.Context) (Snapshot, error) {
+	b := newSnapshotBuilder()
+	err := filepath.WalkDir(d.root, func(p string, de fs.DirEntry, err error) error {
+		if err != nil {
+			if p != d.root && errors.Is(err, fs.ErrNotExist) {
+				return nil // removed while walking: it is simply not part of this snapshot
+			}
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if p == d.root {
+			return nil
+		}
+		rel, err := filepath.Rel(d.root, p)
+		if err != nil {
+			return err
+		}
+		rel = filepath.ToSlash(rel)
+		if isHidden(de.Name()) {
+			if de.IsDir() {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		switch {
+		case de.IsDir():
+			return nil
+		case de.Type()&fs.ModeSymlink != 0:
+			if !isSpecFile(rel) {
+				return nil
+			}
+			target, err := os.Readlink(p)
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			b.addSymlink(rel, target)
+			return nil
+		case de.Type().IsRegular() && isSpecFile(rel):
+			f, err := os.Open(p)
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			return b.addFile(rel, f)
+		}
+		return nil
+	})
+	if err == nil {
+		err = b.addLinkTargets(osTree(d.root))
+	}
+	if err != nil {
+		return Snapshot{}, fmt.Errorf("reading spec directory %s: %w", d.root, err)
+	}
+	files, rev := b.finish()
+	return Snapshot{Revision: rev, FS: files}, nil
+}
+
+// Watch watches the tree recursively until ctx ends and calls changed once a
+// burst of file events has settled (Debounce after the last one) and the
+// tree's revision differs from the one last returned by Latest or notified, or
+// the tree became unreadable (so the caller's Latest reports why). Directories
+// that appear are watched as they come, removed ones are dropped; hidden
+// directories are not watched.
+func (d *Dir) Watch(ctx context.Context, changed func()) {
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		d.log.Error("watching spec directory", "dir", d.root, "err", err)
+		return
+	}
+	defer w.Close()
+	d.addTree(w, d.root)
+
+	// Settle once at start: edits made between the caller's first Latest and
+	// the watches being in place produced no event.
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	pending, first := true, time.Now()
+
+	schedule := func() {
+		now := time.Now()
+		if !pending {
+			pending, first = true, now
+		}
+		wait := min(d.debounce, first.Add(d.maxDelay).Sub(now))
+		timer.Reset(max(wait, 0))
+	}
+
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev, ok := <-w.Events:
+			if !ok {
+				return
+			}
+			if d.handle(w, ev) {
+				schedule()
+			}
+		case err, ok := <-w.Errors:
+			if !ok {
+				return
+			}
+			d.log.Warn("watching spec directory", "dir", d.root, "err", err)
+			if errors.Is(err, fsnotify.ErrEventOverflow) {
+				// Events were lost, possibly the creation of a directory:
+				// watch everything again and re-read.
+				d.addTree(w, d.root)
+				schedule()
+			}
+		case <-timer.C:
+			pending = false
+			d.settle(ctx, changed)
+		}
+	}
+}
+
+// handle updates the watch list for one event and reports whether the event
+// may have changed the snapshot.
+func (d *Dir) handle(w *fsnotify.Watcher, ev fsnotify.Event) bool {
+	rel, err := filepath.Rel(d.root, ev.Name)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return false
+	}
+	if rel != "." && hasHiddenElem(filepath.ToSlash(rel)) {
+		return false
+	}
+	if ev.Has(fsnotify.Create) {
+		// A new directory (made here or moved in) may already hold files and
+		// subdirectories; watch all of it. Lstat so a symlinked directory is
+		// not followed out of the tree.
+		if fi, err := os.Lstat(ev.Name); err == nil && fi.IsDir() {
+			d.addTree(w, ev.Name)
+		}
+	}
+	if ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename) {
+		// inotify drops the watch of a deleted directory by itself, but one
+		// moved out of the tree would keep reporting under its old name.
+		d.dropTree(w, ev.Name)
+	}
+	return true
+}
+
+// addTree watches dir and every non-hidden directory below it.
+func (d *Dir) addTree(w *fsnotify.Watcher, dir string) {
+	filepath.WalkDir(dir, func(p string, de fs.DirEntry, err error) error {
+		if err != nil {
+			return nil // vanished while walking; its removal event follows
+		}
+		if !de.IsDir() {
+			return nil
+		}
+		if p != d.root && isHidden(de.Name()) {
+			return fs.SkipDir
+		}
+		if err := w.Add(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			d.log.Warn("watching spec directory", "dir", p, "err", err)
+		}
+		return nil
+	})
+}
+
+// dropTree stops watching p and anything watched below it.
+func (d *Dir) dropTree(w *fsnotify.Watcher, p string) {
+	if p == d.root {
+		return
+	}
+	prefix := p + string(filepath.Separator)
+	for _, watched := range w.WatchList() {
+		if watched == p || strings.HasPrefix(watched, prefix) {
+			_ = w.Remove(watched) // already gone when the directory was deleted
+		}
+	}
+}
+
+// settle re-reads the tree and calls changed when what Latest would return
+// differs from what was last handed out.
+func (d *Dir) settle(ctx context.Context, changed func()) {
+	snap, err := d.read(ctx)
+	if ctx.Err() != nil {
+		return
+	}
+	obs := observation(snap.Revision, err)
+	d.mu.Lock()
+	moved := obs != d.observed
+	d.observed = obs
+	d.mu.Unlock()
+	if moved {
+		d.log.Debug("spec directory changed", "dir", d.root, "revision", snap.Revision, "err", err)
+		changed()
+	}
+}
+
+// osTree is a linkTree over a directory on disk.
+type osTree string
+
+func (t osTree) path(p string) string { return filepath.Join(string(t), filepath.FromSlash(p)) }
+
+func (t osTree) lstat(p string) (fs.FileMode, error) {
+	fi, err := os.Lstat(t.path(p))
+	if err != nil {
+		return 0, err
+	}
+	return fi.Mode().Type(), nil
+}
+
+func (t osTree) readlink(p string) (string, error) { return os.Readlink(t.path(p)) }
+
+func (t osTree) open(p string) (io.ReadCloser, error) { return os.Open(t.path(p)) }
