@@ -4,7 +4,14 @@
 package reconcile
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
 	"net/netip"
+	"slices"
+	"strconv"
+	"unsafe"
 
 	"weir/spec"
 )
@@ -43,4 +50,176 @@ type Target struct {
 	Port   uint16  `json:"port"`
 	Weight int     `json:"weight"`
 	Share  float64 `json:"share"` // Weight / Σ weights of the alive targets
+}
+
+// planEncodingVersion names the canonical encoding Digest hashes. Change it
+// whenever the encoding changes, so agents running different encodings never
+// mistake each other's digests for agreement.
+const planEncodingVersion = "weir-plan/1"
+
+// Canonical returns the canonical encoding of the plan that Digest hashes. It
+// is line-based text, one record per line, fields separated by single spaces,
+// every name quoted with strconv.Quote so no name can forge a separator:
+//
+//	weir-plan/1
+//	alive "host-a" "host-b"
+//	sources 0 setting "host-a"
+//	source "host-a" "web-1" 198.19.1.2
+//	end
+//	balancer "frontend-orders" source "frontend" target "orders" frontend "tcp" 198.20.0.10 80 targetPort 8080 strategy "random" sources 0
+//	target "host-b" "orders-1" 198.19.2.2 8080 3
+//	end
+//
+// Balancers come in plan order (by name), endpoints in plan order (by host
+// and guest). Every distinct list of setting hosts and sources is written
+// once, as a numbered "sources" group, in the order balancers first use it,
+// and balancers refer to it by number: all balancers of one source service
+// share it, and writing it per balancer made the encoding of 10,000
+// balancers on 100 hosts 80 MB. Groups are told apart by content, so the
+// encoding depends only on the plan's value. Shares are not encoded: they
+// are a function of the weights, and floating-point text is not a canonical
+// form.
+func (p *Plan) Canonical() []byte {
+	var buf bytes.Buffer
+	p.encode(&buf)
+	return buf.Bytes()
+}
+
+// Digest is the hex SHA-256 of Canonical. Agents gossip it: equal digests mean
+// equal plans, whatever each agent's file layout or map iteration order.
+func (p *Plan) Digest() string {
+	h := sha256.New()
+	p.encode(h)
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// encode writes Canonical to w in chunks, so Digest never holds the whole
+// encoding in memory.
+func (p *Plan) encode(w io.Writer) {
+	// Group the (setting hosts, sources) lists by content. Plans from Assign
+	// share one slice per source service, so identical slices are recognised
+	// by identity first and encoded only once.
+	type ident struct {
+		hosts   *string
+		nHosts  int
+		sources *Endpoint
+		nSrc    int
+	}
+	byIdent := map[ident]int{}
+	byText := map[string]int{}
+	var groups [][]byte
+	groupOf := make([]int, len(p.Balancers))
+	for i := range p.Balancers {
+		bp := &p.Balancers[i]
+		id := ident{unsafe.SliceData(bp.SettingHosts), len(bp.SettingHosts), unsafe.SliceData(bp.Sources), len(bp.Sources)}
+		if g, ok := byIdent[id]; ok {
+			groupOf[i] = g
+			continue
+		}
+		var b []byte
+		b = append(b, "setting"...)
+		for _, h := range bp.SettingHosts {
+			b = append(b, ' ')
+			b = strconv.AppendQuote(b, h)
+		}
+		b = append(b, '\n')
+		for _, e := range bp.Sources {
+			b = append(b, "source "...)
+			b = appendEndpoint(b, e)
+			b = append(b, '\n')
+		}
+		g, ok := byText[string(b)]
+		if !ok {
+			g = len(groups)
+			byText[string(b)] = g
+			groups = append(groups, b)
+		}
+		byIdent[id] = g
+		groupOf[i] = g
+	}
+
+	const chunk = 64 << 10
+	b := make([]byte, 0, chunk+1024)
+	flush := func(force bool) {
+		if len(b) >= chunk || force {
+			w.Write(b) //nolint:errcheck // hashes and bytes.Buffer never fail
+			b = b[:0]
+		}
+	}
+	b = append(b, planEncodingVersion...)
+	b = append(b, "\nalive"...)
+	for _, h := range p.Alive {
+		b = append(b, ' ')
+		b = strconv.AppendQuote(b, h)
+	}
+	b = append(b, '\n')
+	for g, text := range groups {
+		b = append(b, "sources "...)
+		b = strconv.AppendInt(b, int64(g), 10)
+		b = append(b, ' ')
+		b = append(b, text...)
+		b = append(b, "end\n"...)
+		flush(false)
+	}
+	for i := range p.Balancers {
+		bp := &p.Balancers[i]
+		b = append(b, "balancer "...)
+		b = strconv.AppendQuote(b, bp.Name)
+		b = append(b, " source "...)
+		b = strconv.AppendQuote(b, bp.Source)
+		b = append(b, " target "...)
+		b = strconv.AppendQuote(b, bp.Target)
+		b = append(b, " frontend "...)
+		b = strconv.AppendQuote(b, string(bp.Frontend.Protocol))
+		b = append(b, ' ')
+		b = bp.Frontend.Address.AppendTo(b)
+		b = append(b, ' ')
+		b = strconv.AppendUint(b, uint64(bp.Frontend.Port), 10)
+		b = append(b, " targetPort "...)
+		b = strconv.AppendUint(b, uint64(bp.TargetPort), 10)
+		b = append(b, " strategy "...)
+		b = strconv.AppendQuote(b, string(bp.Strategy))
+		b = append(b, " sources "...)
+		b = strconv.AppendInt(b, int64(groupOf[i]), 10)
+		b = append(b, '\n')
+		for _, t := range bp.Targets {
+			b = append(b, "target "...)
+			b = appendEndpoint(b, t.Endpoint)
+			b = append(b, ' ')
+			b = strconv.AppendUint(b, uint64(t.Port), 10)
+			b = append(b, ' ')
+			b = strconv.AppendInt(b, int64(t.Weight), 10)
+			b = append(b, '\n')
+		}
+		b = append(b, "end\n"...)
+		flush(false)
+	}
+	flush(true)
+}
+
+func appendEndpoint(b []byte, e Endpoint) []byte {
+	b = strconv.AppendQuote(b, e.Host)
+	b = append(b, ' ')
+	b = strconv.AppendQuote(b, e.Guest)
+	b = append(b, ' ')
+	return e.Address.AppendTo(b)
+}
+
+// ForHost returns the part of the plan that host node applies: the balancers
+// for which node is a setting host, with the same Alive list. A node that is
+// not in the spec, or sets no balancer, gets a plan with no balancers.
+func (p *Plan) ForHost(node string) *Plan {
+	out := &Plan{Alive: p.Alive, Balancers: []BalancerPlan{}}
+	for _, bp := range p.Balancers {
+		if bp.setBy(node) {
+			out.Balancers = append(out.Balancers, bp)
+		}
+	}
+	return out
+}
+
+// setBy reports whether node is one of the balancer's setting hosts.
+func (bp *BalancerPlan) setBy(node string) bool {
+	_, ok := slices.BinarySearch(bp.SettingHosts, node)
+	return ok
 }

@@ -1,0 +1,93 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+func TestCleanupBadFlags(t *testing.T) {
+	tests := []struct {
+		args []string
+		want int
+	}{
+		{[]string{"--backend", "bogus"}, exitUsage},
+		{[]string{"extra"}, exitUsage},
+		{[]string{"--no-such-flag"}, exitUsage},
+	}
+	for _, tt := range tests {
+		var stdout, stderr bytes.Buffer
+		if got := runCleanup(context.Background(), tt.args, &stdout, &stderr); got != tt.want {
+			t.Errorf("runCleanup(%q) = %d; want %d (stderr %q)", tt.args, got, tt.want, stderr.String())
+		}
+	}
+}
+
+// TestCleanupNetns runs `weir cleanup` in a fresh network namespace holding
+// weir's chains and foreign ones, on both backends: it removes exactly the
+// owned chains and jumps, prints them, and exits 0; a second run finds nothing.
+func TestCleanupNetns(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to create network namespaces")
+	}
+	for _, backend := range []string{"nft", "legacy"} {
+		t.Run(backend, func(t *testing.T) {
+			sum := sha256.Sum256([]byte(t.Name()))
+			ns := fmt.Sprintf("wrk%d-%s", os.Getpid(), hex.EncodeToString(sum[:4]))
+			if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
+				t.Fatalf("ip netns add: %v: %s", err, out)
+			}
+			t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+			restore := "*nat\n:FOREIGN - [0:0]\n:WEIR-SERVICES - [0:0]\n:WEIR-SVC-A - [0:0]\n" +
+				"-A PREROUTING -s 10.99.0.0/16 -j FOREIGN\n" +
+				"-A PREROUTING -m comment --comment weir -j WEIR-SERVICES\n" +
+				"-A FOREIGN -j RETURN\n" +
+				"-A WEIR-SERVICES -d 198.20.0.1/32 -j WEIR-SVC-A\n" +
+				"-A WEIR-SVC-A -j RETURN\nCOMMIT\n" +
+				"*filter\n:WEIR-REJECT - [0:0]\n-A OUTPUT -j WEIR-REJECT\n-A FORWARD -s 10.98.0.0/16 -j ACCEPT\nCOMMIT\n"
+			cmd := exec.Command("ip", "netns", "exec", ns, "iptables-"+backend+"-restore", "--noflush")
+			cmd.Stdin = strings.NewReader(restore)
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Skipf("backend %s does not work here: %v: %s", backend, err, out)
+			}
+			var stdout, stderr bytes.Buffer
+			if got := runCleanup(context.Background(), []string{"--backend", backend, "--netns", ns}, &stdout, &stderr); got != exitOK {
+				t.Fatalf("weir cleanup = %d; want 0 (stderr %q)", got, stderr.String())
+			}
+			want := "removed jump filter/OUTPUT -j WEIR-REJECT\n" +
+				"removed jump nat/PREROUTING -m comment --comment weir -j WEIR-SERVICES\n" +
+				"removed chain filter/WEIR-REJECT\nremoved chain nat/WEIR-SERVICES\nremoved chain nat/WEIR-SVC-A\n"
+			if stdout.String() != want {
+				t.Errorf("weir cleanup printed\n%s\nwant\n%s", stdout.String(), want)
+			}
+			var saved strings.Builder
+			for _, table := range []string{"filter", "nat"} {
+				out, err := exec.Command("ip", "netns", "exec", ns, "iptables-"+backend+"-save", "-t", table).Output()
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, l := range strings.Split(string(out), "\n") {
+					if strings.HasPrefix(l, "-") || strings.HasPrefix(l, ":") {
+						saved.WriteString(l + "\n")
+					}
+				}
+			}
+			wantSaved := ":INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A FORWARD -s 10.98.0.0/16 -j ACCEPT\n" +
+				":PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n:FOREIGN - [0:0]\n" +
+				"-A PREROUTING -s 10.99.0.0/16 -j FOREIGN\n-A FOREIGN -j RETURN\n"
+			if saved.String() != wantSaved {
+				t.Errorf("after cleanup the tables hold\n%s\nwant\n%s", saved.String(), wantSaved)
+			}
+			stdout.Reset()
+			if got := runCleanup(context.Background(), []string{"--backend", backend, "--netns", ns}, &stdout, &stderr); got != exitOK || !strings.HasPrefix(stdout.String(), "nothing to remove") {
+				t.Errorf("second weir cleanup = %d, %q; want 0, nothing to remove", got, stdout.String())
+			}
+		})
+	}
+}

@@ -1,0 +1,110 @@
+package reconcile
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"weir/spec"
+)
+
+// oneChangeSpecs returns two specs of n balancers (as BenchmarkAssignRender
+// builds them) that differ in one balancer's target port, and the alive list.
+func oneChangeSpecs(n int) ([2]*spec.Spec, []string) {
+	s := randomSpec(rand.New(rand.NewPCG(7, uint64(n))), randomSpecConfig{balancers: n, hosts: 100, guestsPerHost: 10, targets: 5})
+	alive := make([]string, len(s.Hosts))
+	for i, h := range s.Hosts {
+		alive[i] = h.Name
+	}
+	changed := *s
+	changed.Balancers = append([]spec.Balancer(nil), s.Balancers...)
+	changed.Balancers[n/2].TargetPort++
+	return [2]*spec.Spec{s, &changed}, alive
+}
+
+// BenchmarkOneChange is what an agent does end to end when one balancer of a
+// 10,000-balancer host changes: Assign, Digest (gossiped), Render of its
+// host, and a partial Syncer.Apply in a fresh network namespace. Each op
+// flips between the two specs. Beside ns/op: the share of each step
+// (assign-ms, digest-ms, render-ms, apply-ms) and restore-ms, one
+// iptables-restore of the same partial transaction run straight after (the
+// floor the kernel and the binary set). Needs root; run with e.g.
+//
+//	go test ./reconcile -run '^$' -bench OneChange -benchtime 20x
+func BenchmarkOneChange(b *testing.B) {
+	for _, backend := range benchBackends {
+		b.Run(backend+"/10k", func(b *testing.B) {
+			specs, alive := oneChangeSpecs(10000)
+			ctx := context.Background()
+			ns, _ := benchNetns(b, 0)
+			nf := benchIPTables(b, backend, ns)
+			s := NewSyncer(nf, SyncerOptions{})
+			if _, err := s.Apply(ctx, Render(Assign(specs[0], alive), "host-042")); err != nil {
+				b.Fatal(err)
+			}
+			var tAssign, tDigest, tRender, tApply, tFloor time.Duration
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				t0 := time.Now()
+				p := Assign(specs[(i+1)%2], alive)
+				t1 := time.Now()
+				if len(p.Digest()) != 64 {
+					b.Fatal("bad digest")
+				}
+				t2 := time.Now()
+				rs := Render(p, "host-042")
+				t3 := time.Now()
+				res, err := s.Apply(ctx, rs)
+				if err != nil {
+					b.Fatal(err)
+				}
+				t4 := time.Now()
+				tAssign, tDigest, tRender, tApply = tAssign+t1.Sub(t0), tDigest+t2.Sub(t1), tRender+t3.Sub(t2), tApply+t4.Sub(t3)
+				if res.Full || res.ChainsWritten == 0 || res.ChainsWritten > 8 {
+					b.Fatalf("Apply = full %v, %d chains written %v; want partial, a few", res.Full, res.ChainsWritten, res.Written)
+				}
+				b.StopTimer()
+				floor, err := restoreAgain(ctx, nf, rs, res)
+				if err != nil {
+					b.Fatal(err)
+				}
+				tFloor += floor
+				b.StartTimer()
+			}
+			n := float64(b.N)
+			b.ReportMetric(ms(tAssign)/n, "assign-ms")
+			b.ReportMetric(ms(tDigest)/n, "digest-ms")
+			b.ReportMetric(ms(tRender)/n, "render-ms")
+			b.ReportMetric(ms(tApply)/n, "apply-ms")
+			b.ReportMetric(ms(tFloor)/n, "restore-ms")
+		})
+	}
+}
+
+// restoreAgain times one iptables-restore of the chains res wrote, as the
+// partial apply wrote them.
+func restoreAgain(ctx context.Context, nf Netfilter, rs *Ruleset, res ApplyResult) (time.Duration, error) {
+	var txns []*txn
+	for _, t := range rs.Tables {
+		x := &txn{table: t.Name}
+		for j := range t.Chains {
+			c := &t.Chains[j]
+			for _, w := range res.Written {
+				if w == t.Name+"/"+c.Name {
+					x.declare = append(x.declare, c.Name)
+					x.fill = append(x.fill, c)
+				}
+			}
+		}
+		txns = append(txns, x)
+	}
+	start := time.Now()
+	_, err := restore(ctx, nf, txns)
+	if err != nil {
+		return 0, fmt.Errorf("restoring the written chains again: %w", err)
+	}
+	return time.Since(start), nil
+}
