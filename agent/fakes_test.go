@@ -1,0 +1,400 @@
+package agent
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"weir/agent/source"
+	"weir/cluster"
+	"weir/reconcile"
+	"weir/spec"
+)
+
+// fakeClock is a Clock that only moves when a test advances it.
+type fakeClock struct {
+	mu      sync.Mutex
+	now     time.Time
+	waiters []fakeWaiter
+}
+
+type fakeWaiter struct {
+	at time.Time
+	ch chan time.Time
+}
+
+func newFakeClock() *fakeClock {
+	return &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) After(d time.Duration) <-chan time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ch := make(chan time.Time, 1)
+	if d <= 0 {
+		ch <- c.now
+		return ch
+	}
+	c.waiters = append(c.waiters, fakeWaiter{at: c.now.Add(d), ch: ch})
+	return ch
+}
+
+// Advance moves the clock by d and fires every timer that came due.
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+	keep := c.waiters[:0]
+	for _, w := range c.waiters {
+		if !w.at.After(c.now) {
+			w.ch <- c.now
+		} else {
+			keep = append(keep, w)
+		}
+	}
+	c.waiters = keep
+}
+
+// fakeSource serves an in-memory tree; tests replace it and call changed.
+type fakeSource struct {
+	mu      sync.Mutex
+	files   fstest.MapFS
+	err     error
+	fetches int
+	changed func()
+	watchMu sync.Mutex
+}
+
+func newFakeSource(spec string) *fakeSource {
+	s := &fakeSource{}
+	s.set(spec)
+	return s
+}
+
+// set replaces the tree with one file, spec.yaml.
+func (s *fakeSource) set(text string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.files = fstest.MapFS{"spec.yaml": {Data: []byte(text)}}
+	s.err = nil
+}
+
+func (s *fakeSource) fail(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.err = err
+}
+
+func (s *fakeSource) Latest(ctx context.Context) (source.Snapshot, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.fetches++
+	if s.err != nil {
+		return source.Snapshot{}, s.err
+	}
+	return source.Snapshot{Revision: revisionOf(string(s.files["spec.yaml"].Data)), FS: s.files}, nil
+}
+
+func (s *fakeSource) Watch(ctx context.Context, changed func()) {
+	s.watchMu.Lock()
+	s.changed = changed
+	s.watchMu.Unlock()
+	<-ctx.Done()
+}
+
+// notify calls the agent's changed callback, as a settled file event would,
+// waiting for Watch to have started.
+func (s *fakeSource) notify() {
+	for i := 0; ; i++ {
+		s.watchMu.Lock()
+		f := s.changed
+		s.watchMu.Unlock()
+		if f != nil {
+			f()
+			return
+		}
+		if i > 10000 {
+			panic("fakeSource.notify: Watch never started")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func (s *fakeSource) fetchCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.fetches
+}
+
+func revisionOf(text string) string {
+	return fmt.Sprintf("dir:%x", sha256.Sum256([]byte(text)))[:16]
+}
+
+// fakeLoad parses a line format standing in for the YAML loader:
+//
+//	host NAME GUEST=SERVICE[,SERVICE] ...
+//	balancer NAME SOURCE TARGET
+//
+// and reports errors as FILE:LINE: message, like spec.Load.
+func fakeLoad(fsys fs.FS) (*spec.Spec, error) {
+	b, err := fs.ReadFile(fsys, "spec.yaml")
+	if err != nil {
+		return nil, err
+	}
+	s := &spec.Spec{}
+	var errs []string
+	sc := bufio.NewScanner(strings.NewReader(string(b)))
+	for line := 1; sc.Scan(); line++ {
+		f := strings.Fields(sc.Text())
+		switch {
+		case len(f) == 0 || strings.HasPrefix(f[0], "#"):
+		case f[0] == "host" && len(f) >= 2:
+			h := spec.Host{Name: f[1], Address: netip.MustParseAddr("198.18.0.1"), Pos: spec.Pos{File: "spec.yaml", Line: line}}
+			for _, g := range f[2:] {
+				name, svcs, ok := strings.Cut(g, "=")
+				if !ok {
+					errs = append(errs, fmt.Sprintf("spec.yaml:%d: guest %q has no services", line, g))
+					continue
+				}
+				h.Guests = append(h.Guests, spec.Guest{Name: name, Host: f[1], Services: strings.Split(svcs, ",")})
+			}
+			s.Hosts = append(s.Hosts, h)
+		case f[0] == "balancer" && len(f) == 4:
+			s.Balancers = append(s.Balancers, spec.Balancer{Name: f[1], Source: f[2], Target: f[3]})
+		default:
+			errs = append(errs, fmt.Sprintf("spec.yaml:%d: cannot parse %q", line, sc.Text()))
+		}
+	}
+	if errs != nil {
+		return nil, errors.New(strings.Join(errs, "\n"))
+	}
+	return s, nil
+}
+
+// fakePlan stands in for reconcile's Assign+Render: on a host running a
+// balancer's source, one chain per balancer with one rule per target guest on
+// an alive host, in (host, guest) order.
+func fakePlan(s *spec.Spec, alive []string, node string) Desired {
+	rs := &reconcile.Ruleset{}
+	t := reconcile.Table{Name: "nat"}
+	h := sha256.New()
+	fmt.Fprintln(h, alive)
+	bals := 0
+	for _, b := range s.Balancers {
+		var targets []string
+		setting := false
+		for _, g := range s.Guests() {
+			if slices.Contains(g.Services, b.Source) && g.Host == node {
+				setting = true
+			}
+			if slices.Contains(g.Services, b.Target) && slices.Contains(alive, g.Host) {
+				targets = append(targets, g.Name)
+			}
+		}
+		fmt.Fprintln(h, b.Name, targets)
+		if !setting {
+			continue
+		}
+		bals++
+		c := reconcile.Chain{Name: "WEIR-" + b.Name}
+		for _, tg := range targets {
+			c.Rules = append(c.Rules, "-j DNAT-to-"+tg)
+		}
+		t.Chains = append(t.Chains, c)
+	}
+	rules := 0
+	for _, c := range t.Chains {
+		rules += len(c.Rules)
+	}
+	rs.Tables = []reconcile.Table{t}
+	return Desired{Digest: fmt.Sprintf("%x", h.Sum(nil))[:12], Ruleset: rs, Balancers: bals, Rules: rules}
+}
+
+// fakeSyncer records what is "in the kernel".
+type fakeSyncer struct {
+	mu       sync.Mutex
+	live     *reconcile.Ruleset
+	applies  int
+	failNext error
+	drifted  bool
+	checks   int
+}
+
+func (f *fakeSyncer) Apply(ctx context.Context, rs *reconcile.Ruleset) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.applies++
+	if f.failNext != nil {
+		err := f.failNext
+		f.failNext = nil
+		return err
+	}
+	f.live = rs
+	return nil
+}
+
+func (f *fakeSyncer) Reconcile(ctx context.Context) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.checks++
+	d := f.drifted
+	f.drifted = false
+	return d, nil
+}
+
+// rules returns the live rules of chain as "target" names, or nil.
+func (f *fakeSyncer) rules(chain string) []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.live == nil {
+		return nil
+	}
+	var out []string
+	for _, t := range f.live.Tables {
+		for _, c := range t.Chains {
+			if c.Name == chain {
+				for _, r := range c.Rules {
+					out = append(out, strings.TrimPrefix(r, "-j DNAT-to-"))
+				}
+			}
+		}
+	}
+	return out
+}
+
+func (f *fakeSyncer) applyCount() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.applies
+}
+
+// fakeCluster is a membership the test sets.
+type fakeCluster struct {
+	mu      sync.Mutex
+	alive   []string
+	settled bool
+	local   []cluster.NodeState
+	hinted  []string
+	left    bool
+	changes chan struct{}
+	hints   chan string
+	members []cluster.Member
+}
+
+func newFakeCluster(settled bool, alive ...string) *fakeCluster {
+	return &fakeCluster{alive: alive, settled: settled, changes: make(chan struct{}, 1), hints: make(chan string, 1)}
+}
+
+func (c *fakeCluster) SetLocal(ns cluster.NodeState) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.local = append(c.local, ns)
+	return nil
+}
+
+func (c *fakeCluster) Members() []cluster.Member {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.members)
+}
+
+func (c *fakeCluster) AliveHosts() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.alive)
+}
+
+func (c *fakeCluster) Settled() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.settled
+}
+
+func (c *fakeCluster) Changes() <-chan struct{} { return c.changes }
+func (c *fakeCluster) Hints() <-chan string     { return c.hints }
+
+func (c *fakeCluster) Hint(rev string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.hinted = append(c.hinted, rev)
+}
+
+func (c *fakeCluster) Leave(time.Duration) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.left = true
+	return nil
+}
+
+// setAlive changes membership and signals it.
+func (c *fakeCluster) setAlive(alive ...string) {
+	c.mu.Lock()
+	c.alive = alive
+	c.mu.Unlock()
+	select {
+	case c.changes <- struct{}{}:
+	default:
+	}
+}
+
+func (c *fakeCluster) lastLocal() cluster.NodeState {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.local) == 0 {
+		return cluster.NodeState{}
+	}
+	return c.local[len(c.local)-1]
+}
+
+func (c *fakeCluster) hintList() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.hinted)
+}
+
+// fakeStatus mimics cluster.BuildStatus's shape.
+func fakeStatus(rev string, members []cluster.Member) any {
+	return map[string]any{"revision": rev, "converged": len(members) > 0, "members": members}
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// waitAdvancing polls cond, advancing the fake clock by step between polls,
+// so timers the loop registers late still fire.
+func waitAdvancing(t *testing.T, clk *fakeClock, step time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		clk.Advance(step)
+		time.Sleep(time.Millisecond)
+	}
+}

@@ -1,0 +1,166 @@
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+)
+
+// The last good revision lives under the state directory as
+//
+//	last-good -> last-good-XXXX/   (a symlink, swapped by rename)
+//	last-good-XXXX/revision        (the revision string)
+//	last-good-XXXX/specs/...       (the spec files of that revision)
+//
+// A new revision is written into a fresh directory and made current by renaming
+// a new symlink over the old one, which is atomic: a crash at any point leaves
+// either the old or the new revision complete, never a mix.
+const (
+	lastGoodLink   = "last-good"
+	lastGoodPrefix = "last-good-"
+	revisionFile   = "revision"
+	specsDir       = "specs"
+)
+
+// isSpecFile reports whether the loader reads name: *.yaml and *.yml files.
+func isSpecFile(name string) bool {
+	ext := strings.ToLower(path.Ext(name))
+	return ext == ".yaml" || ext == ".yml"
+}
+
+// saveLastGood persists the spec files of fsys as the last good revision rev.
+func saveLastGood(stateDir, rev string, fsys fs.FS) error {
+	if err := os.MkdirAll(stateDir, 0o700); err != nil {
+		return fmt.Errorf("creating state directory %s: %w", stateDir, err)
+	}
+	dir, err := os.MkdirTemp(stateDir, lastGoodPrefix)
+	if err != nil {
+		return fmt.Errorf("creating last good directory: %w", err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			os.RemoveAll(dir)
+		}
+	}()
+	if err := copySpecs(fsys, filepath.Join(dir, specsDir)); err != nil {
+		return err
+	}
+	if err := writeFileSync(filepath.Join(dir, revisionFile), []byte(rev+"\n")); err != nil {
+		return err
+	}
+	if err := syncDir(dir); err != nil {
+		return err
+	}
+	tmpLink := filepath.Join(stateDir, lastGoodLink+".tmp")
+	os.Remove(tmpLink)
+	if err := os.Symlink(filepath.Base(dir), tmpLink); err != nil {
+		return fmt.Errorf("linking last good revision: %w", err)
+	}
+	if err := os.Rename(tmpLink, filepath.Join(stateDir, lastGoodLink)); err != nil {
+		os.Remove(tmpLink)
+		return fmt.Errorf("switching last good revision: %w", err)
+	}
+	ok = true
+	if err := syncDir(stateDir); err != nil {
+		return err
+	}
+	removeStale(stateDir, filepath.Base(dir))
+	return nil
+}
+
+// removeStale deletes last-good-* directories other than keep: earlier
+// revisions and leftovers of interrupted writes.
+func removeStale(stateDir, keep string) {
+	entries, err := os.ReadDir(stateDir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if e.IsDir() && strings.HasPrefix(e.Name(), lastGoodPrefix) && e.Name() != keep {
+			os.RemoveAll(filepath.Join(stateDir, e.Name()))
+		}
+	}
+}
+
+// copySpecs copies the spec files of fsys into dst, skipping hidden
+// directories as the loader does. A symlinked file is copied as its content
+// (the loader has already refused links that leave the tree).
+func copySpecs(fsys fs.FS, dst string) error {
+	if err := os.MkdirAll(dst, 0o700); err != nil {
+		return fmt.Errorf("creating %s: %w", dst, err)
+	}
+	return fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return fmt.Errorf("reading spec tree at %s: %w", p, err)
+		}
+		if d.IsDir() {
+			if p != "." && strings.HasPrefix(d.Name(), ".") {
+				return fs.SkipDir
+			}
+			if p != "." {
+				if err := os.MkdirAll(filepath.Join(dst, filepath.FromSlash(p)), 0o700); err != nil {
+					return fmt.Errorf("creating %s: %w", p, err)
+				}
+			}
+			return nil
+		}
+		if !isSpecFile(p) || !(d.Type().IsRegular() || d.Type()&fs.ModeSymlink != 0) {
+			return nil
+		}
+		b, err := fs.ReadFile(fsys, p)
+		if err != nil {
+			return fmt.Errorf("reading spec file %s: %w", p, err)
+		}
+		return writeFileSync(filepath.Join(dst, filepath.FromSlash(p)), b)
+	})
+}
+
+// loadLastGood returns the persisted last good revision and its spec tree; the
+// error wraps fs.ErrNotExist when there is none.
+func loadLastGood(stateDir string) (string, fs.FS, error) {
+	dir := filepath.Join(stateDir, lastGoodLink)
+	b, err := os.ReadFile(filepath.Join(dir, revisionFile))
+	if err != nil {
+		return "", nil, fmt.Errorf("reading last good revision: %w", err)
+	}
+	rev := strings.TrimSpace(string(b))
+	if rev == "" {
+		return "", nil, errors.New("reading last good revision: empty revision file")
+	}
+	return rev, os.DirFS(filepath.Join(dir, specsDir)), nil
+}
+
+func writeFileSync(name string, b []byte) error {
+	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", name, err)
+	}
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", name, err)
+	}
+	return nil
+}
+
+func syncDir(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("syncing %s: %w", dir, err)
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("syncing %s: %w", dir, err)
+	}
+	return nil
+}

@@ -1,0 +1,49 @@
+package agent
+
+import (
+	"context"
+
+	"weir/cluster"
+	"weir/reconcile"
+	"weir/spec"
+)
+
+// reconcilePlanner is the Planner over weir/reconcile: the pure assignment,
+// its digest (gossiped to prove agreement) and this host's rendering.
+type reconcilePlanner struct{}
+
+// Plan implements Planner.
+func (reconcilePlanner) Plan(s *spec.Spec, alive []string, node string) Desired {
+	p := reconcile.Assign(s, alive)
+	rs := reconcile.Render(p, node)
+	return Desired{Digest: p.Digest(), Ruleset: rs, Balancers: rs.Balancers(), Rules: rs.Rules()}
+}
+
+// ReconcilePlanner returns the Planner that uses reconcile.Assign and reconcile.Render.
+func ReconcilePlanner() Planner { return reconcilePlanner{} }
+
+// syncer adapts *reconcile.Syncer to Syncer, keeping only the error of Apply.
+type syncer struct{ s *reconcile.Syncer }
+
+// NewSyncer adapts a reconcile.Syncer for the agent.
+func NewSyncer(s *reconcile.Syncer) Syncer { return syncer{s} }
+
+// Apply implements Syncer.
+func (s syncer) Apply(ctx context.Context, rs *reconcile.Ruleset) error {
+	_, err := s.s.Apply(ctx, rs)
+	return err
+}
+
+// Reconcile implements Syncer.
+func (s syncer) Reconcile(ctx context.Context) (bool, error) { return s.s.Reconcile(ctx) }
+
+// buildStatus is the default StatusFunc: DESIGN.md's status object.
+func buildStatus(revision string, members []cluster.Member) any {
+	return cluster.BuildStatus(revision, members)
+}
+
+var (
+	_ Cluster = (*cluster.Cluster)(nil)
+	_ Planner = reconcilePlanner{}
+	_ Syncer  = syncer{}
+)

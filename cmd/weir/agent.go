@@ -1,0 +1,261 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"weir/agent"
+	"weir/agent/source"
+	"weir/cluster"
+	"weir/reconcile"
+)
+
+// agentOptions are the flags of `weir agent`.
+type agentOptions struct {
+	node, bind, advertise, join       string
+	repo, branch, path, dir           string
+	gossipKeyFile, clusterName        string
+	gossipProfile, api, stateDir      string
+	sshKey, knownHosts                string
+	gitUsername, gitPasswordFile      string
+	verifyKeys, webhookSecretFile     string
+	backend, logFormat, logLevel      string
+	poll, resync, settle, minInterval time.Duration
+}
+
+// agentFlags declares the flags of `weir agent` on a new FlagSet.
+func agentFlags(o *agentOptions, stderr io.Writer) *flag.FlagSet {
+	fs := newFlagSet("agent", stderr)
+	fs.StringVar(&o.node, "node", "", "this host's name: the Host name in the specs (required)")
+	fs.StringVar(&o.bind, "bind", "", "IP:PORT to gossip on (required; port default 7946)")
+	fs.StringVar(&o.advertise, "advertise", "", "IP:PORT other agents reach this one at (default: the bind address)")
+	fs.StringVar(&o.join, "join", "", "comma-separated IP:PORT of agents to join, retried until reachable")
+	fs.StringVar(&o.repo, "repo", "", "Git URL of the spec repository (file://, git://, ssh://, https://)")
+	fs.StringVar(&o.branch, "branch", source.DefaultBranch, "Git branch to follow")
+	fs.StringVar(&o.path, "path", "", "directory of the specs inside the repository")
+	fs.StringVar(&o.dir, "dir", "", "local directory of specs, watched for changes (instead of --repo)")
+	fs.StringVar(&o.gossipKeyFile, "gossip-key-file", "", "file of base64 gossip keys, one a line: the first encrypts, all decrypt")
+	fs.StringVar(&o.clusterName, "cluster", "", "cluster name; agents with another name never merge with this cluster")
+	fs.StringVar(&o.gossipProfile, "gossip-profile", "lan", "memberlist timing profile: lan, local or wan")
+	fs.StringVar(&o.api, "api", "127.0.0.1:7947", "HTTP API address (/status, /metrics, /healthz, /refresh)")
+	fs.DurationVar(&o.poll, "poll", source.DefaultPoll, "how often to check the Git branch for new commits")
+	fs.DurationVar(&o.resync, "resync", agent.DefaultResync, "how often to check the live rules for drift")
+	fs.DurationVar(&o.settle, "settle-time", cluster.DefaultSettleTime, "how long an agent that reaches no peer waits before it treats unseen hosts as dead")
+	fs.DurationVar(&o.minInterval, "min-interval", agent.DefaultMinInterval, "least time between two applies; triggers in between coalesce")
+	fs.StringVar(&o.stateDir, "state-dir", "", "directory for the Git clone and the last good revision (default /var/lib/weir/NODE)")
+	fs.StringVar(&o.sshKey, "ssh-key", "", "private key file for ssh:// repositories")
+	fs.StringVar(&o.knownHosts, "known-hosts", "", "known_hosts file for ssh:// repositories")
+	fs.StringVar(&o.gitUsername, "git-username", "", "user name for https:// repositories")
+	fs.StringVar(&o.gitPasswordFile, "git-password-file", "", "file holding the password or token for https:// repositories")
+	fs.StringVar(&o.verifyKeys, "verify-keys", "", "armored OpenPGP public keys; commits not signed by one of them are refused")
+	fs.StringVar(&o.webhookSecretFile, "webhook-secret-file", "", "secret required on POST /refresh (X-Hub-Signature-256 HMAC or bearer token)")
+	fs.StringVar(&o.backend, "backend", reconcile.BackendAuto, "iptables backend: auto, nft or legacy")
+	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	return fs
+}
+
+// check validates flag combinations; every error is a usage error.
+func (o *agentOptions) check(fs *flag.FlagSet) error {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var errs []error
+	if fs.NArg() > 0 {
+		errs = append(errs, fmt.Errorf("unexpected arguments %q", fs.Args()))
+	}
+	if o.node == "" {
+		errs = append(errs, errors.New("--node is required"))
+	}
+	if o.bind == "" {
+		errs = append(errs, errors.New("--bind is required"))
+	}
+	switch {
+	case o.repo == "" && o.dir == "":
+		errs = append(errs, errors.New("one of --repo or --dir is required"))
+	case o.repo != "" && o.dir != "":
+		errs = append(errs, errors.New("--repo and --dir exclude each other"))
+	case o.dir != "":
+		for _, name := range []string{"branch", "path", "poll", "ssh-key", "known-hosts", "git-username", "git-password-file", "verify-keys"} {
+			if set[name] {
+				errs = append(errs, fmt.Errorf("--%s needs --repo, not --dir", name))
+			}
+		}
+	}
+	if o.gitPasswordFile != "" && o.sshKey != "" {
+		errs = append(errs, errors.New("--ssh-key and --git-password-file exclude each other"))
+	}
+	for name, d := range map[string]time.Duration{"poll": o.poll, "resync": o.resync, "min-interval": o.minInterval} {
+		if d <= 0 {
+			errs = append(errs, fmt.Errorf("--%s must be positive, not %s", name, d))
+		}
+	}
+	if _, err := cluster.ProfileConfig(o.gossipProfile); err != nil {
+		errs = append(errs, err)
+	}
+	switch o.backend {
+	case reconcile.BackendAuto, reconcile.BackendNFT, reconcile.BackendLegacy:
+	default:
+		errs = append(errs, fmt.Errorf("--backend %q: want auto, nft or legacy", o.backend))
+	}
+	if o.logFormat != "text" && o.logFormat != "json" {
+		errs = append(errs, fmt.Errorf("--log-format %q: want text or json", o.logFormat))
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(o.logLevel)); err != nil {
+		errs = append(errs, fmt.Errorf("--log-level %q: want debug, info, warn or error", o.logLevel))
+	}
+	if err := agent.CheckAPIAddr(o.api, o.webhookSecretFile != ""); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// agentLogger returns the slog logger the flags ask for, writing to w.
+func agentLogger(format, level string, w io.Writer) *slog.Logger {
+	var lvl slog.Level
+	lvl.UnmarshalText([]byte(level)) // checked by check
+	opts := &slog.HandlerOptions{Level: lvl}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// runAgent is `weir agent`: exit 2 for bad flags or unreadable key and secret
+// files, 1 when the daemon cannot start or stops on an error, 0 after a
+// signal (the rules stay in place).
+func runAgent(ctx context.Context, args []string, _, stderr io.Writer) int {
+	var o agentOptions
+	fs := agentFlags(&o, stderr)
+	if err := parseFlags(fs, args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		fmt.Fprintln(stderr, "weir agent:", err)
+		return exitUsage
+	}
+	if err := o.check(fs); err != nil {
+		fmt.Fprintf(stderr, "weir agent: %v\n", strings.ReplaceAll(err.Error(), "\n", "\nweir agent: "))
+		return exitUsage
+	}
+	if o.stateDir == "" {
+		o.stateDir = filepath.Join("/var/lib/weir", o.node)
+	}
+	log := agentLogger(o.logFormat, o.logLevel, stderr)
+
+	var secret []byte
+	if o.webhookSecretFile != "" {
+		s, err := agent.ReadSecretFile(o.webhookSecretFile)
+		if err != nil {
+			fmt.Fprintln(stderr, "weir agent:", err)
+			return exitUsage
+		}
+		secret = s
+	}
+	var keys [][]byte
+	if o.gossipKeyFile != "" {
+		b, err := os.ReadFile(o.gossipKeyFile)
+		if err == nil {
+			keys, err = cluster.ParseKeys(b)
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "weir agent: gossip key file %s: %v\n", o.gossipKeyFile, err)
+			return exitUsage
+		}
+	}
+	if err := startAgent(ctx, o, secret, keys, log); err != nil {
+		log.Error("agent stopped", "err", err)
+		return exitFail
+	}
+	return exitOK
+}
+
+// startAgent wires the source, netfilter, gossip and API together and runs
+// the agent until ctx ends.
+func startAgent(ctx context.Context, o agentOptions, secret []byte, keys [][]byte, log *slog.Logger) error {
+	nf, err := reconcile.NewIPTables(reconcile.IPTablesOptions{Backend: o.backend, Logger: log.With("component", "iptables")})
+	if err != nil {
+		return fmt.Errorf("netfilter: %w", err)
+	}
+	syncer := reconcile.NewSyncer(nf, reconcile.SyncerOptions{Logger: log.With("component", "syncer")})
+
+	var src source.Source
+	if o.dir != "" {
+		src, err = source.NewDir(source.DirConfig{Dir: o.dir, Logger: log.With("component", "source")})
+	} else {
+		src, err = source.NewGit(source.GitConfig{
+			URL: o.repo, Branch: o.branch, Path: o.path, StateDir: o.stateDir, Poll: o.poll,
+			SSHKeyFile: o.sshKey, KnownHostsFile: o.knownHosts,
+			Username: o.gitUsername, PasswordFile: o.gitPasswordFile,
+			VerifyKeysFile: o.verifyKeys, Logger: log.With("component", "source"),
+		})
+	}
+	if err != nil {
+		return fmt.Errorf("spec source: %w", err)
+	}
+
+	// Listen before joining, so a busy API port fails the start cleanly.
+	ln, err := net.Listen("tcp", o.api)
+	if err != nil {
+		return fmt.Errorf("API: %w", err)
+	}
+	defer ln.Close()
+
+	var join []string
+	for _, j := range strings.Split(o.join, ",") {
+		if j = strings.TrimSpace(j); j != "" {
+			join = append(join, j)
+		}
+	}
+	cl, err := cluster.New(cluster.Config{
+		Node: o.node, Bind: o.bind, Advertise: o.advertise, Join: join, Keys: keys,
+		Label: o.clusterName, Profile: o.gossipProfile, SettleTime: o.settle,
+		Logger: log.With("component", "cluster"),
+	})
+	if err != nil {
+		return fmt.Errorf("gossip: %w", err)
+	}
+	defer cl.Shutdown()
+
+	a, err := agent.New(agent.Config{
+		Node: o.node, StateDir: o.stateDir, Resync: o.resync, MinInterval: o.minInterval,
+		WebhookSecret: secret, Logger: log,
+	}, agent.Deps{Source: src, Cluster: cl, Syncer: agent.NewSyncer(syncer)})
+	if err != nil {
+		return err
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	serveErr := make(chan error, 1)
+	go func() {
+		err := a.Serve(ctx, ln)
+		if err != nil {
+			cancel() // the API is part of the contract: stop rather than run without it
+		}
+		serveErr <- err
+	}()
+	log.Info("agent started", "node", o.node, "gossip", cl.LocalAddr(), "api", ln.Addr().String(),
+		"source", firstNonEmpty(o.repo, o.dir), "state_dir", o.stateDir)
+	runErr := a.Run(ctx)
+	cancel()
+	return errors.Join(runErr, <-serveErr)
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, v := range s {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
