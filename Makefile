@@ -29,8 +29,9 @@ fuzz:
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem -timeout 60m ./...
 
+# The main job on a local 3-host network of namespaces: push specs, converge, balance, change weights.
 demo: build
-	@echo "make demo: coming with the end-to-end issue"
+	$(GO) run ./e2e/demo
 
 clean:
 	rm -rf bin

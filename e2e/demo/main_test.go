@@ -1,0 +1,32 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestWithWeight(t *testing.T) {
+	bal := defaultSpecs["balancers.yaml"]
+	tests := []struct {
+		name, in, want string
+	}{
+		{"adds a weights block", bal, "  targetPort: 8080\n  weights:\n    orders-2: 3\n"},
+		{"rewrites an existing weight", bal + "  weights:\n    orders-1: 2\n    orders-2: 7\n", "    orders-1: 2\n    orders-2: 3\n"},
+		{"adds to an existing block", bal + "  weights:\n    orders-1: 2\n", "  weights:\n    orders-2: 3\n    orders-1: 2\n"},
+		{"second document", "apiVersion: weir/v1\nkind: Host\nmetadata:\n  name: x\n---\n" + bal, "---\napiVersion: weir/v1\nkind: Balancer"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := withWeight(map[string]string{"b.yaml": tt.in}, "orders-2", 3)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(got["b.yaml"], tt.want) || strings.Count(got["b.yaml"], "orders-2:") != 1 {
+				t.Errorf("withWeight(%s) =\n%s\nwant it to contain\n%s", tt.name, got["b.yaml"], tt.want)
+			}
+		})
+	}
+	if _, err := withWeight(map[string]string{"h.yaml": "kind: Host\n"}, "orders-2", 3); err == nil {
+		t.Errorf("withWeight without the balancer = nil error; want one")
+	}
+}
