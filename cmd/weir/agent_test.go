@@ -87,30 +87,6 @@ func TestAgentHelperProcess(t *testing.T) {
 	os.Exit(code)
 }
 
-const agentNetnsHosts = `apiVersion: weir/v1
-kind: Host
-metadata: {name: host-a}
-spec:
-  address: 198.18.0.1
-  guests:
-    - {name: web-1, address: 198.19.1.2, services: [frontend]}
----
-apiVersion: weir/v1
-kind: Host
-metadata: {name: host-b}
-spec:
-  address: 198.18.0.2
-  guests:
-    - {name: orders-1, address: 198.19.2.2, services: [orders]}
----
-apiVersion: weir/v1
-kind: Host
-metadata: {name: host-c}
-spec:
-  address: 198.18.0.3
-  guests:
-    - {name: orders-2, address: 198.19.3.2, services: [orders]}
-`
 
 func agentNetnsBalancer(targetPort int) string {
 	return fmt.Sprintf(`apiVersion: weir/v1
@@ -184,7 +160,7 @@ func TestAgentInNetns(t *testing.T) {
 	agentIP(t, "-n", ns, "link", "set", "lo", "up")
 
 	specDir, stateDir := t.TempDir(), t.TempDir()
-	agentWriteSpec(t, specDir, "hosts.yaml", agentNetnsHosts)
+	agentWriteSpec(t, specDir, "hosts.yaml", basicHosts(t))
 	agentWriteSpec(t, specDir, "balancers.yaml", agentNetnsBalancer(8080))
 
 	args := []string{"agent", "--node", "host-a", "--bind", "127.0.0.1:7946", "--dir", specDir,

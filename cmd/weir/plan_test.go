@@ -15,39 +15,6 @@ import (
 	"weir/spec"
 )
 
-const planHosts = `apiVersion: weir/v1
-kind: Host
-metadata:
-  name: host-a
-spec:
-  address: 198.18.0.1
-  guests:
-    - name: web-1
-      address: 198.19.1.2
-      services: [frontend]
----
-apiVersion: weir/v1
-kind: Host
-metadata:
-  name: host-b
-spec:
-  address: 198.18.0.2
-  guests:
-    - name: orders-1
-      address: 198.19.2.2
-      services: [orders]
----
-apiVersion: weir/v1
-kind: Host
-metadata:
-  name: host-c
-spec:
-  address: 198.18.0.3
-  guests:
-    - name: orders-2
-      address: 198.19.3.2
-      services: [orders]
-`
 
 const planBalancers = `apiVersion: weir/v1
 kind: Balancer
@@ -84,7 +51,7 @@ func planCmd(t *testing.T, args ...string) (code int, stdout, stderr string) {
 }
 
 func TestPlanRules(t *testing.T) {
-	dir := planDir(t, map[string]string{"hosts.yaml": planHosts, "balancers.yaml": planBalancers})
+	dir := planDir(t, map[string]string{"hosts.yaml": basicHosts(t), "balancers.yaml": planBalancers})
 	code, out, errs := planCmd(t, "--specs", dir, "--node", "host-a")
 	if code != exitOK || errs != "" {
 		t.Fatalf("weir plan = %d, stderr %q; want 0 and nothing", code, errs)
@@ -133,7 +100,7 @@ func TestPlanRules(t *testing.T) {
 }
 
 func TestPlanJSON(t *testing.T) {
-	dir := planDir(t, map[string]string{"hosts.yaml": planHosts, "balancers.yaml": planBalancers})
+	dir := planDir(t, map[string]string{"hosts.yaml": basicHosts(t), "balancers.yaml": planBalancers})
 	tests := []struct {
 		node, alive string
 		want        map[string]float64 // guest → share
@@ -197,7 +164,7 @@ func TestPlanJSON(t *testing.T) {
 
 func TestPlanInvalidSpecs(t *testing.T) {
 	bad := strings.Replace(planBalancers, "    port: 80\n", "    port: 80\n    colour: blue\n", 1)
-	dir := planDir(t, map[string]string{"hosts.yaml": planHosts, "balancers.yaml": bad})
+	dir := planDir(t, map[string]string{"hosts.yaml": basicHosts(t), "balancers.yaml": bad})
 	code, out, errs := planCmd(t, "--specs", dir, "--node", "host-a")
 	if code != exitFail {
 		t.Errorf("weir plan on a bad tree = %d; want %d", code, exitFail)
@@ -211,7 +178,7 @@ func TestPlanInvalidSpecs(t *testing.T) {
 }
 
 func TestPlanUsage(t *testing.T) {
-	dir := planDir(t, map[string]string{"hosts.yaml": planHosts, "balancers.yaml": planBalancers})
+	dir := planDir(t, map[string]string{"hosts.yaml": basicHosts(t), "balancers.yaml": planBalancers})
 	tests := []struct {
 		name string
 		args []string
@@ -234,7 +201,7 @@ func TestPlanUsage(t *testing.T) {
 }
 
 func TestPlanEnvAndWarnings(t *testing.T) {
-	dir := planDir(t, map[string]string{"hosts.yaml": planHosts, "balancers.yaml": planBalancers})
+	dir := planDir(t, map[string]string{"hosts.yaml": basicHosts(t), "balancers.yaml": planBalancers})
 	t.Setenv("WEIR_SPECS", dir)
 	t.Setenv("WEIR_NODE", "host-x")
 	code, out, errs := planCmd(t, "--alive", "host-a,ghost")

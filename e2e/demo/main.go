@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -21,6 +22,7 @@ import (
 	"time"
 
 	"weir/e2e/lab"
+	"weir/examples"
 )
 
 func main() {
@@ -36,57 +38,6 @@ func main() {
 
 // frontend is examples/basic's balancer address.
 const frontend = "198.20.0.10:80"
-
-// defaultSpecs is examples/basic, used when the demo does not run from the
-// repository root.
-var defaultSpecs = map[string]string{
-	"hosts.yaml": `apiVersion: weir/v1
-kind: Host
-metadata:
-  name: host-a
-spec:
-  address: 198.18.0.1
-  guests:
-    - name: web-1
-      address: 198.19.1.2
-      services: [frontend]
----
-apiVersion: weir/v1
-kind: Host
-metadata:
-  name: host-b
-spec:
-  address: 198.18.0.2
-  guests:
-    - name: orders-1
-      address: 198.19.2.2
-      services: [orders]
----
-apiVersion: weir/v1
-kind: Host
-metadata:
-  name: host-c
-spec:
-  address: 198.18.0.3
-  guests:
-    - name: orders-2
-      address: 198.19.3.2
-      services: [orders]
-`,
-	"balancers.yaml": `apiVersion: weir/v1
-kind: Balancer
-metadata:
-  name: frontend-orders
-spec:
-  source: frontend
-  target: orders
-  frontend:
-    address: 198.20.0.10
-    port: 80
-    protocol: tcp
-  targetPort: 8080
-`,
-}
 
 func run(ctx context.Context, out io.Writer) error {
 	start := time.Now()
@@ -242,30 +193,25 @@ func chart(ctx context.Context, out io.Writer, l *lab.Lab, g *lab.Guest) error {
 	return nil
 }
 
-// specFiles reads examples/basic when run from the repository root, else
-// returns the built-in copy.
+// specFiles returns examples/basic as the binary embeds it, so the demo runs
+// the same files the README points newcomers to, from any directory.
 func specFiles() (map[string]string, string, error) {
-	const dir = "examples/basic"
 	files := map[string]string{}
-	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+	err := fs.WalkDir(examples.FS, "basic", func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := fs.ReadFile(examples.FS, path)
 		if err != nil {
 			return err
 		}
-		if d.IsDir() || !(strings.HasSuffix(path, ".yaml") || strings.HasSuffix(path, ".yml")) {
-			return nil
-		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(dir, path)
-		files[filepath.ToSlash(rel)] = string(b)
+		files[strings.TrimPrefix(path, "basic/")] = string(b)
 		return nil
 	})
-	if err != nil || len(files) == 0 {
-		return defaultSpecs, "the built-in examples/basic", nil
+	if err != nil {
+		return nil, "", fmt.Errorf("reading the embedded examples/basic: %w", err)
 	}
-	return files, dir, nil
+	return files, "examples/basic", nil
 }
 
 // withWeight returns files with the balancer frontend-orders giving guest a

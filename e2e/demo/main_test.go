@@ -6,14 +6,18 @@ import (
 )
 
 func TestWithWeight(t *testing.T) {
-	bal := defaultSpecs["balancers.yaml"]
+	files, _, err := specFiles()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bal := files["balancers.yaml"]
 	tests := []struct {
 		name, in, want string
 	}{
-		{"adds a weights block", bal, "  targetPort: 8080\n  weights:\n    orders-2: 3\n"},
+		{"adds a weights block", bal, "\n  weights:\n    orders-2: 3\n"},
 		{"rewrites an existing weight", bal + "  weights:\n    orders-1: 2\n    orders-2: 7\n", "    orders-1: 2\n    orders-2: 3\n"},
 		{"adds to an existing block", bal + "  weights:\n    orders-1: 2\n", "  weights:\n    orders-2: 3\n    orders-1: 2\n"},
-		{"second document", "apiVersion: weir/v1\nkind: Host\nmetadata:\n  name: x\n---\n" + bal, "---\napiVersion: weir/v1\nkind: Balancer"},
+		{"second document", "apiVersion: weir/v1\nkind: Host\nmetadata:\n  name: x\n---\n" + bal, "name: x\n---\n# yaml-language-server"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
