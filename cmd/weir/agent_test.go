@@ -87,7 +87,6 @@ func TestAgentHelperProcess(t *testing.T) {
 	os.Exit(code)
 }
 
-
 func agentNetnsBalancer(targetPort int) string {
 	return fmt.Sprintf(`apiVersion: weir/v1
 kind: Balancer

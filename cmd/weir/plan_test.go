@@ -15,7 +15,6 @@ import (
 	"weir/spec"
 )
 
-
 const planBalancers = `apiVersion: weir/v1
 kind: Balancer
 metadata:
