@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"sync"
 
 	"weir/cluster"
 	"weir/reconcile"
@@ -9,18 +10,32 @@ import (
 )
 
 // reconcilePlanner is the Planner over weir/reconcile: the pure assignment,
-// its digest (gossiped to prove agreement) and this host's rendering.
-type reconcilePlanner struct{}
-
-// Plan implements Planner.
-func (reconcilePlanner) Plan(s *spec.Spec, alive []string, node string) Desired {
-	p := reconcile.Assign(s, alive)
-	rs := reconcile.Render(p, node)
-	return Desired{Digest: p.Digest(), Ruleset: rs, Balancers: rs.Balancers(), Rules: rs.Rules()}
+// its digest (gossiped to prove agreement) and this host's rendering. It
+// keeps a reconcile.Renderer, so a pass in which few balancers changed
+// renders only those (and hands the Syncer the unchanged chains' very
+// strings, which it compares by identity).
+type reconcilePlanner struct {
+	mu       sync.Mutex
+	renderer *reconcile.Renderer
+	node     string
 }
 
-// ReconcilePlanner returns the Planner that uses reconcile.Assign and reconcile.Render.
-func ReconcilePlanner() Planner { return reconcilePlanner{} }
+// Plan implements Planner.
+func (rp *reconcilePlanner) Plan(s *spec.Spec, alive []string, node string) Desired {
+	p := reconcile.Assign(s, alive)
+	digest := p.Digest()
+	rp.mu.Lock()
+	if rp.renderer == nil || rp.node != node {
+		rp.renderer, rp.node = reconcile.NewRenderer(node, reconcile.RenderOptions{}), node
+	}
+	rs := rp.renderer.Render(p)
+	rp.mu.Unlock()
+	return Desired{Digest: digest, Ruleset: rs, Balancers: rs.Balancers(), Rules: rs.Rules()}
+}
+
+// ReconcilePlanner returns the Planner that uses reconcile.Assign and a
+// reconcile.Renderer.
+func ReconcilePlanner() Planner { return &reconcilePlanner{} }
 
 // syncer adapts *reconcile.Syncer to Syncer, keeping only the error of Apply.
 type syncer struct{ s *reconcile.Syncer }
@@ -44,6 +59,6 @@ func buildStatus(revision string, members []cluster.Member) any {
 
 var (
 	_ Cluster = (*cluster.Cluster)(nil)
-	_ Planner = reconcilePlanner{}
+	_ Planner = (*reconcilePlanner)(nil)
 	_ Syncer  = syncer{}
 )

@@ -1,7 +1,6 @@
 package reconcile
 
 import (
-	"bytes"
 	"cmp"
 	"crypto/sha256"
 	"encoding/base32"
@@ -110,6 +109,100 @@ func RenderWith(p *Plan, node string, o RenderOptions) *Ruleset {
 	return r.render(p)
 }
 
+// Renderer renders one host's successive plans, as RenderWith does, reusing
+// the chains of every balancer whose rendering inputs (its name, kind,
+// strategy, protocol, local sources and targets) are those of the previous
+// call: when one balancer of 10,000 changes, only its chains and the
+// dispatch tree are rendered again, and the unchanged chains' rules are the
+// very strings of the previous Ruleset, which the Syncer then finds equal
+// without reading them. The output is byte for byte RenderWith's. A
+// Renderer is not safe for concurrent use.
+type Renderer struct {
+	node  string
+	opts  RenderOptions
+	cache map[string]*balancerOut // by balancer name: the previous call's balancers
+}
+
+// NewRenderer returns a Renderer for host node.
+func NewRenderer(node string, o RenderOptions) *Renderer {
+	return &Renderer{node: node, opts: o}
+}
+
+// Render returns the owned netfilter state the host must have for plan p;
+// see RenderWith.
+func (rr *Renderer) Render(p *Plan) *Ruleset {
+	r := &renderer{node: rr.node, opts: rr.opts, prev: rr.cache, next: make(map[string]*balancerOut, max(len(rr.cache), 64))}
+	rs := r.render(p)
+	// Only this call's balancers are kept, so the cache holds nothing the
+	// Ruleset just returned does not refer to. Reused balancers keep the
+	// arenas of the call that rendered them alive, partly dead once some of
+	// their neighbours changed; when the arenas are more than twice what is
+	// still used, the next call renders from scratch.
+	live, total := 0, 0
+	seen := map[*slab]bool{}
+	for _, o := range r.next {
+		live += o.size
+		if !seen[o.slab] {
+			seen[o.slab] = true
+			total += o.slab.size
+		}
+	}
+	rr.cache = r.next
+	if total > 2*live+1<<20 {
+		rr.cache = nil
+	}
+	return rs
+}
+
+// balancerOut is the rendered chains of one balancer and what they were
+// rendered from.
+type balancerOut struct {
+	in     balancerInput
+	leaf   string     // the chain the dispatch tree jumps to
+	chains []outChain // in the order declared
+	slab   *slab      // the memory the chains' strings live in
+	size   int        // bytes of names and rules in it
+}
+
+// outChain is one chain of the Ruleset being assembled.
+type outChain struct {
+	table int
+	name  string
+	rules []string
+}
+
+// balancerInput is everything a balancer's own chains depend on.
+type balancerInput struct {
+	reject   bool
+	strategy spec.Strategy
+	proto    spec.Protocol
+	srcs     []netip.Addr
+	targets  []targetInput
+}
+
+type targetInput struct {
+	guest  string
+	local  bool
+	addr   netip.Addr
+	port   uint16
+	weight int
+}
+
+// matches reports whether the balancer would be rendered from the same inputs.
+func (in *balancerInput) matches(bp *BalancerPlan, srcs []netip.Addr, targets []*Target, node string) bool {
+	if in.reject != (len(targets) == 0) || in.strategy != bp.Strategy || in.proto != protocol(bp.Frontend.Protocol) ||
+		!slices.Equal(in.srcs, srcs) || len(in.targets) != len(targets) {
+		return false
+	}
+	for i, t := range targets {
+		x := in.targets[i]
+		if x.guest != t.Guest || x.local != (t.Host == node) || x.addr != t.Address.Unmap() || x.port != t.Port || x.weight != t.Weight {
+			return false
+		}
+	}
+	return true
+}
+
 // Tables of the ruleset, in output order.
 const (
 	tableFilter = iota
@@ -138,10 +231,27 @@ type renderer struct {
 	chains []chainRec // by chain id
 	rules  []ruleRec  // in the order they were added
 	key    []byte     // scratch for hash keys
-	markID int        // id of MarkMasqChain
 
 	srcCache map[sourcesKey][]netip.Addr // see localSources
+
+	prev, next map[string]*balancerOut // see Renderer; nil for RenderWith
+	outSlab    []balancerOut           // backing array of the balancerOuts rendered
+	outs       []*balancerOut          // this call's balancers, in plan order
+	pending    []pendingOut            // balancers rendered by this call, not yet packed
+	tin        []targetInput           // backing array of their inputs' targets
+	slab       *slab                   // the arenas they are packed from
 }
+
+// pendingOut is a balancer whose chains are in the arenas: ids [c0, c1) of
+// renderer.chains, leaf among them.
+type pendingOut struct {
+	out          *balancerOut
+	c0, c1, leaf int
+}
+
+// slab is the memory of one Render's balancer chains, which balancers reused
+// by later calls keep alive; see Renderer.Render.
+type slab struct{ size int }
 
 type span struct{ lo, hi int }
 
@@ -160,23 +270,22 @@ type dispatchEntry struct {
 	addr    uint32
 	proto   spec.Protocol
 	port    uint16
-	leaf    int    // chain id to jump to
-	comment string // balancer name
+	leaf    string       // chain to jump to
+	out     *balancerOut // whose leaf it is, until the leaf is known
+	comment string       // balancer name
 }
 
 func (r *renderer) render(p *Plan) *Ruleset {
 	rs := &Ruleset{Flows: []Flow{}}
-	r.presize(p)
-	r.markID = r.namedChain(tableNat, MarkMasqChain)
-	r.rule("")
-	r.comment(OwnerComment)
-	r.text = append(r.text, " -j MARK --set-xmark "+MasqMark...)
-	r.end(r.markID)
-	post := r.namedChain(tableNat, PostroutingChain)
-	r.rule("-m mark --mark " + MasqMark)
-	r.comment(OwnerComment)
-	r.text = append(r.text, " -j MASQUERADE"...)
-	r.end(post)
+	nb, nt := r.count(p)
+	// The balancers' own chains are written first, into arenas of their own
+	// that become the chains' strings (see packBalancers); the top chains
+	// and the dispatch tree go into fresh arenas after them.
+	if len(r.prev) == 0 {
+		r.presize(nb, nt)
+	}
+	r.tin = make([]targetInput, 0, nt)
+	r.outSlab = make([]balancerOut, 0, nb)
 	var natEntries, filterEntries []dispatchEntry
 	var targets []*Target
 	var flowTargets []netip.AddrPort // backing array of every Flow.Targets
@@ -207,14 +316,41 @@ func (r *renderer) render(p *Plan) *Ruleset {
 			port:    bp.Frontend.Port,
 			comment: bp.Name,
 		}
+		out, dup := r.prev[bp.Name], r.next[bp.Name] != nil
+		if out == nil || dup || !out.in.matches(bp, srcs, targets, r.node) {
+			out = r.renderBalancer(bp, srcs, targets)
+		}
+		if !dup && r.next != nil {
+			// Names are unique in a valid spec; of duplicates, only the
+			// first is remembered.
+			r.next[bp.Name] = out
+		}
+		r.outs = append(r.outs, out)
+		e.out = out
 		if len(targets) == 0 {
-			e.leaf = r.rejectChains(bp, srcs)
 			filterEntries = append(filterEntries, e)
 		} else {
-			e.leaf = r.balancerChains(bp, srcs, targets)
 			natEntries = append(natEntries, e)
 		}
 	}
+	r.packBalancers()
+	for _, es := range [][]dispatchEntry{natEntries, filterEntries} {
+		for i := range es {
+			es[i].leaf, es[i].out = es[i].out.leaf, nil
+		}
+	}
+	r.presize(nb/2, 0)
+	mark := r.namedChain(tableNat, MarkMasqChain)
+	r.rule("")
+	r.comment(OwnerComment)
+	r.text = append(r.text, " -j MARK --set-xmark "+MasqMark...)
+	r.end(mark)
+	post := r.namedChain(tableNat, PostroutingChain)
+	r.rule("-m mark --mark " + MasqMark)
+	r.comment(OwnerComment)
+	r.text = append(r.text, " -j MASQUERADE"...)
+	r.end(post)
+
 	// flowTargets may have moved while growing: point every flow at the final array.
 	off := 0
 	for i := range rs.Flows {
@@ -274,17 +410,84 @@ type sourcesKey struct {
 	n     int
 }
 
-// presize gives the arenas about the capacity this plan needs: growing a
-// slice of many megabytes by appending copies it several times over, which
-// used to be most of Render's time at 10,000 balancers.
-func (r *renderer) presize(p *Plan) {
-	nb, nt := 0, 0
+// renderBalancer renders the chains of one balancer into the arenas;
+// packBalancers turns them into its balancerOut once every balancer is done.
+func (r *renderer) renderBalancer(bp *BalancerPlan, srcs []netip.Addr, targets []*Target) *balancerOut {
+	c0 := len(r.chains)
+	var leaf int
+	if len(targets) == 0 {
+		leaf = r.rejectChains(bp, srcs)
+	} else {
+		leaf = r.balancerChains(bp, srcs, targets)
+	}
+	if len(r.outSlab) == cap(r.outSlab) {
+		r.outSlab = make([]balancerOut, 0, max(64, cap(r.outSlab)))
+	}
+	r.outSlab = append(r.outSlab, balancerOut{in: balancerInput{reject: len(targets) == 0, strategy: bp.Strategy, proto: protocol(bp.Frontend.Protocol), srcs: srcs}})
+	out := &r.outSlab[len(r.outSlab)-1]
+	t0 := len(r.tin)
+	for _, t := range targets {
+		r.tin = append(r.tin, targetInput{guest: t.Guest, local: t.Host == r.node, addr: t.Address.Unmap(), port: t.Port, weight: t.Weight})
+	}
+	out.in.targets = r.tin[t0:len(r.tin):len(r.tin)]
+	r.pending = append(r.pending, pendingOut{out: out, c0: c0, c1: len(r.chains), leaf: leaf})
+	return out
+}
+
+// packBalancers turns the arenas, which hold the chains of the balancers
+// rendered by this call, into their balancerOuts without copying: their
+// names and rules become substrings of the arenas, and the arenas are left
+// to them (the top chains and the tree get new ones).
+func (r *renderer) packBalancers() {
+	if len(r.pending) > 0 {
+		names, text := arenaString(r.names), arenaString(r.text)
+		sl := &slab{size: cap(r.names) + cap(r.text)}
+		count := make([]int, len(r.chains))
+		for _, rr := range r.rules {
+			count[rr.chain]++
+		}
+		rules := make([]string, len(r.rules))
+		chains := make([]outChain, len(r.chains))
+		next := 0
+		for id, c := range r.chains {
+			chains[id] = outChain{table: c.table, name: names[c.name.lo:c.name.hi], rules: rules[next : next : next+count[id]]}
+			next += count[id]
+		}
+		for _, rr := range r.rules {
+			oc := &chains[rr.chain]
+			oc.rules = append(oc.rules, text[rr.text.lo:rr.text.hi])
+		}
+		for _, pd := range r.pending {
+			pd.out.chains = chains[pd.c0:pd.c1:pd.c1]
+			pd.out.leaf = chains[pd.leaf].name
+			pd.out.slab = sl
+			for _, c := range pd.out.chains {
+				pd.out.size += len(c.name)
+				for _, rule := range c.rules {
+					pd.out.size += len(rule)
+				}
+			}
+		}
+	}
+	r.pending = nil
+	r.names, r.text, r.chains, r.rules = nil, nil, nil, nil
+}
+
+// count returns how many balancers node sets in p, and their targets.
+func (r *renderer) count(p *Plan) (nb, nt int) {
 	for i := range p.Balancers {
 		if p.Balancers[i].setBy(r.node) {
 			nb++
 			nt += len(p.Balancers[i].Targets)
 		}
 	}
+	return nb, nt
+}
+
+// presize gives the arenas about the capacity nb balancers with nt targets
+// need: growing a slice of many megabytes by appending copies it several
+// times over, which used to be most of Render's time at 10,000 balancers.
+func (r *renderer) presize(nb, nt int) {
 	// Measured on random plans: about 330 bytes of rules per balancer (source
 	// match and dispatch tree) and 190 per target (choice and DNAT); 3 chains
 	// per balancer plus one per target.
@@ -293,17 +496,31 @@ func (r *renderer) presize(p *Plan) {
 	r.names = make([]byte, 0, 25*chains)
 	r.chains = make([]chainRec, 0, chains)
 	r.rules = make([]ruleRec, 0, 2+4*nb+2*nt)
-	r.key = make([]byte, 0, 128)
+	if r.key == nil {
+		r.key = make([]byte, 0, 128)
+	}
 }
 
-// assemble turns the arenas into the Ruleset's chains, sorted by name.
+// assemble turns the arenas and the balancers' chains into the Ruleset's
+// chains, sorted by name.
 func (r *renderer) assemble(rs *Ruleset) {
 	// The arenas are never written again, so the strings may share their
-	// memory (as strings.Builder does) instead of copying 10 MB or more.
+	// memory (as strings.Builder does) instead of copying them.
 	names, text := arenaString(r.names), arenaString(r.text)
 	count := make([]int, len(r.chains))
 	for _, rr := range r.rules {
 		count[rr.chain]++
+	}
+	rules := make([]string, len(r.rules))
+	own := make([]outChain, len(r.chains))
+	next := 0
+	for id, c := range r.chains {
+		own[id] = outChain{table: c.table, name: names[c.name.lo:c.name.hi], rules: rules[next : next : next+count[id]]}
+		next += count[id]
+	}
+	for _, rr := range r.rules {
+		oc := &own[rr.chain]
+		oc.rules = append(oc.rules, text[rr.text.lo:rr.text.hi])
 	}
 	// Sorting 100,000 chains by string comparison was a fifth of Render's
 	// time. Every name starts with "WEIR-" and is ASCII (top bit clear), so
@@ -312,16 +529,28 @@ func (r *renderer) assemble(rs *Ruleset) {
 	// in those bytes fall back to comparing the rest.
 	type sortKey struct {
 		hi, lo uint64
-		id     int32
+		c      *outChain
 	}
-	keys := make([]sortKey, len(r.chains))
-	for id, c := range r.chains {
+	n := len(own)
+	for _, o := range r.outs {
+		n += len(o.chains)
+	}
+	keys := make([]sortKey, 0, n)
+	add := func(c *outChain) {
 		var buf [16]byte
-		copy(buf[:], r.names[c.name.lo+len("WEIR-"):c.name.hi])
-		keys[id] = sortKey{
+		copy(buf[:], c.name[len("WEIR-"):])
+		keys = append(keys, sortKey{
 			hi: uint64(c.table)<<63 | binary.BigEndian.Uint64(buf[:8]),
 			lo: binary.BigEndian.Uint64(buf[8:]),
-			id: int32(id),
+			c:  c,
+		})
+	}
+	for i := range own {
+		add(&own[i])
+	}
+	for _, o := range r.outs {
+		for i := range o.chains {
+			add(&o.chains[i])
 		}
 	}
 	slices.SortFunc(keys, func(a, b sortKey) int {
@@ -331,25 +560,12 @@ func (r *renderer) assemble(rs *Ruleset) {
 		if a.lo != b.lo {
 			return cmp.Compare(a.lo, b.lo)
 		}
-		return bytes.Compare(r.nameOf(int(a.id)), r.nameOf(int(b.id)))
+		return strings.Compare(a.c.name, b.c.name)
 	})
-	all := make([]string, len(r.rules))
-	first := make([]int, len(r.chains))
-	off := 0
-	for id, n := range count {
-		first[id] = off
-		off += n
-	}
-	next := slices.Clone(first)
-	for _, rr := range r.rules {
-		all[next[rr.chain]] = text[rr.text.lo:rr.text.hi]
-		next[rr.chain]++
-	}
-	perTable := [2][]Chain{make([]Chain, 0, 1), make([]Chain, 0, len(r.chains))}
+	perTable := [2][]Chain{make([]Chain, 0, 1), make([]Chain, 0, len(keys))}
 	for _, k := range keys {
-		c := r.chains[k.id]
-		lo, hi := first[k.id], first[k.id]+count[k.id]
-		perTable[c.table] = append(perTable[c.table], Chain{Name: names[c.name.lo:c.name.hi], Rules: all[lo:hi:hi]})
+		c := k.c
+		perTable[c.table] = append(perTable[c.table], Chain{Name: c.name, Rules: c.rules[:len(c.rules):len(c.rules)]})
 	}
 	rs.Tables[0].Chains, rs.Tables[1].Chains = perTable[tableFilter], perTable[tableNat]
 }
@@ -449,7 +665,7 @@ func (r *renderer) balancerChains(bp *BalancerPlan, srcs []netip.Addr, targets [
 
 		if t.Host == r.node {
 			r.rule("")
-			r.jump(sep, bp.Name, r.markID)
+			r.jumpTo(sep, bp.Name, MarkMasqChain)
 		}
 		r.rule("-p ")
 		r.text = append(r.text, protocol(bp.Frontend.Protocol)...)
@@ -530,7 +746,7 @@ func (r *renderer) dispatch(table, root int, entries []dispatchEntry) {
 			r.rule("-d ")
 			r.appendAddrBits(e.addr, 32)
 			r.appendPort(e.proto, uint32(e.port), 16)
-			r.jump(root, e.comment, e.leaf)
+			r.jumpTo(root, e.comment, e.leaf)
 		}
 		return
 	}
@@ -634,7 +850,7 @@ func (t *tree) addrLeaf(c, depth, i int) {
 func (t *tree) protoNode(c, depth int, es []dispatchEntry) {
 	if len(es) == 1 {
 		t.r.appendPort(es[0].proto, uint32(es[0].port), 16)
-		t.r.jump(c, es[0].comment, es[0].leaf)
+		t.r.jumpTo(c, es[0].comment, es[0].leaf)
 		return
 	}
 	keys := make([]uint64, len(es))
@@ -661,7 +877,7 @@ func (t *tree) portNode(c, depth int, es []dispatchEntry, keys []uint64, lo, hi,
 		if g.hi-g.lo == 1 {
 			e := es[g.lo]
 			t.r.appendPort(e.proto, uint32(e.port), 16)
-			t.r.jump(c, e.comment, e.leaf)
+			t.r.jumpTo(c, e.comment, e.leaf)
 			continue
 		}
 		plo, phi := portRange(g.prefix, g.bits)
@@ -788,6 +1004,14 @@ func (r *renderer) jump(c int, comment string, target int) {
 	r.comment(comment)
 	r.text = append(r.text, " -j "...)
 	r.text = append(r.text, r.nameOf(target)...)
+	r.end(c)
+}
+
+// jumpTo is jump to a chain given by name.
+func (r *renderer) jumpTo(c int, comment, target string) {
+	r.comment(comment)
+	r.text = append(r.text, " -j "...)
+	r.text = append(r.text, target...)
 	r.end(c)
 }
 

@@ -83,6 +83,7 @@ type loader struct {
 	hosts     []*hostDef
 	balancers []*balancerDef
 	fields    fieldCache
+	json      []byte // reused by each file's batch (see decodeBatch)
 }
 
 // errorf records a problem at file:line.
