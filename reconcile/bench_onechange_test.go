@@ -1,6 +1,7 @@
 package reconcile
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"math/rand/v2"
@@ -167,6 +168,69 @@ func BenchmarkRenderIncremental(b *testing.B) {
 			}
 			b.ReportMetric(ms(tRender)/float64(b.N), "render-ms")
 			b.ReportMetric(ms(tApply)/float64(b.N), "diff-ms")
+		})
+	}
+}
+
+// BenchmarkApplyFullRendered is weir's first (full) apply of Render's real
+// output for a 10,000-balancer host (oneChangeSpecs: 5 targets each, every
+// host sets every balancer) in a fresh namespace, beside a raw
+// iptables-restore of the same transaction (chains, rules and the jumps from
+// the built-in chains) in another fresh one as the floor. BenchmarkApplyFull's
+// fixture has far fewer chains than Render writes, and on nft the kernel's
+// cost of a commit grows with the chains reachable from a built-in chain, so
+// this is the figure that tracks Render's layout. Needs root; run with
+//
+//	go test ./reconcile -run '^$' -bench ApplyFullRendered -benchtime 1x
+func BenchmarkApplyFullRendered(b *testing.B) {
+	specs, alive := oneChangeSpecs(10000)
+	rs := Render(Assign(specs[0], alive), "host-042")
+	var floorText bytes.Buffer
+	for _, t := range rs.Tables {
+		x := &txn{table: t.Name}
+		for i := range t.Chains {
+			x.declare = append(x.declare, t.Chains[i].Name)
+			x.fill = append(x.fill, &t.Chains[i])
+		}
+		for _, j := range t.Jumps {
+			x.jump = append(x.jump, j.Chain+" "+joinRule(j.Rule))
+		}
+		x.write(&floorText)
+	}
+	natChains := len(rs.table("nat").Chains)
+	for _, backend := range benchBackends {
+		b.Run(backend+"/10k", func(b *testing.B) {
+			ctx := context.Background()
+			var weir, floor time.Duration
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				b.StopTimer()
+				ns, del := benchNetns(b, 2*i)
+				nf := benchIPTables(b, backend, ns)
+				s := NewSyncer(nf, SyncerOptions{})
+				b.StartTimer()
+				start := time.Now()
+				if _, err := s.Apply(ctx, rs); err != nil {
+					b.Fatal(err)
+				}
+				weir += time.Since(start)
+				b.StopTimer()
+				del()
+				ns2, del2 := benchNetns(b, 2*i+1)
+				raw := benchIPTables(b, backend, ns2)
+				start = time.Now()
+				if err := raw.Restore(ctx, floorText.Bytes()); err != nil {
+					b.Fatal(err)
+				}
+				floor += time.Since(start)
+				del2()
+				b.StartTimer()
+			}
+			b.ReportMetric(float64(natChains), "nat-chains")
+			b.ReportMetric(float64(rs.Rules()), "rules")
+			b.ReportMetric(ms(floor)/float64(b.N), "floor-ms")
+			b.ReportMetric(float64(weir)/float64(floor), "x-floor")
 		})
 	}
 }

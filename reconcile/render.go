@@ -46,9 +46,9 @@ const (
 	kindDST = "DST" // dispatch: a destination-address prefix node
 	kindPRO = "PRO" // dispatch: one address, split by protocol
 	kindPRT = "PRT" // dispatch: one address and protocol, a port-range node
-	kindSRC = "SRC" // balancer: match the source guests of this host
-	kindSVC = "SVC" // balancer: statistic-mode choice of a target
-	kindSEP = "SEP" // balancer: one target (service endpoint), DNAT
+	kindSRC = "SRC" // balancer: match the source guests of this host (more than maxInlineSources)
+	kindSVC = "SVC" // balancer: statistic-mode choice of a target, DNAT to targets on other hosts
+	kindSEP = "SEP" // balancer: one target on this host: mark for masquerading, DNAT
 	kindREJ = "REJ" // balancer without targets: reject its source guests (filter)
 )
 
@@ -81,8 +81,9 @@ func Render(p *Plan, node string) *Ruleset {
 // RenderWith returns the owned netfilter state host node must have for plan p:
 //
 //	nat    PREROUTING, OUTPUT → WEIR-SERVICES → dispatch tree (WEIR-DST/PRO/PRT-…)
-//	         → WEIR-SRC-<balancer>  -s <each source guest on node> → WEIR-SVC-<balancer>
-//	         → statistic random|nth → WEIR-SEP-<target> [→ WEIR-MARK-MASQ] DNAT addr:port
+//	         → [WEIR-SRC-<balancer>] -s <each source guest on node> → WEIR-SVC-<balancer>
+//	         → statistic random|nth → DNAT addr:port                (target on another host)
+//	                                → WEIR-SEP-<target> → WEIR-MARK-MASQ, DNAT addr:port (on node)
 //	nat    POSTROUTING → WEIR-POSTROUTING: MASQUERADE packets carrying MasqMark
 //	filter FORWARD, OUTPUT (new connections) → WEIR-REJECT → dispatch tree
 //	         → WEIR-REJ-<balancer>  -s <each source guest on node> REJECT
@@ -95,6 +96,15 @@ func Render(p *Plan, node string) *Ruleset {
 // out. A target on node itself is marked for masquerading, so its replies come
 // back through the host's conntrack even when source and target share a
 // bridge or are the same guest (kube-proxy's KUBE-MARK-MASQ).
+//
+// The kernel's cost of a commit on nf_tables grows with the number of chains
+// reachable from a built-in chain (nft_chain_validate walks the whole jump
+// graph below each one), so Render writes as few chains as it can: a target
+// on another host is DNATed straight from its WEIR-SVC rule, and only a
+// target on node gets a WEIR-SEP chain, because marking and DNAT are two
+// targets and a rule has one. A balancer with a single source guest on node
+// (maxInlineSources) has no WEIR-SRC chain: its dispatch leaf rule matches
+// the source itself (`-s G/32 -d V/32 … -j WEIR-SVC-…`).
 //
 // Rules are written in the form iptables-save (v1.8.9, nft and legacy) prints
 // them back, except for one field: a random-mode probability is written with 10
@@ -157,8 +167,11 @@ func (rr *Renderer) Render(p *Plan) *Ruleset {
 // balancerOut is the rendered chains of one balancer and what they were
 // rendered from.
 type balancerOut struct {
-	in     balancerInput
-	leaf   string     // the chain the dispatch tree jumps to
+	in   balancerInput
+	leaf string // the chain the dispatch tree jumps to
+	// srcs are the source guests the dispatch leaf matches itself, one rule
+	// each, or nil when leaf (a WEIR-SRC chain) matches them.
+	srcs   []netip.Addr
 	chains []outChain // in the order declared
 	slab   *slab      // the memory the chains' strings live in
 	size   int        // bytes of names and rules in it
@@ -231,6 +244,7 @@ type renderer struct {
 	chains []chainRec // by chain id
 	rules  []ruleRec  // in the order they were added
 	key    []byte     // scratch for hash keys
+	match  []byte     // scratch for a dispatch leaf's match, see leafRules
 
 	srcCache map[sourcesKey][]netip.Addr // see localSources
 
@@ -271,6 +285,7 @@ type dispatchEntry struct {
 	proto   spec.Protocol
 	port    uint16
 	leaf    string       // chain to jump to
+	srcs    []netip.Addr // sources the leaf rule matches, one rule each; nil: none
 	out     *balancerOut // whose leaf it is, until the leaf is known
 	comment string       // balancer name
 }
@@ -326,7 +341,7 @@ func (r *renderer) render(p *Plan) *Ruleset {
 			r.next[bp.Name] = out
 		}
 		r.outs = append(r.outs, out)
-		e.out = out
+		e.out, e.srcs = out, out.srcs
 		if len(targets) == 0 {
 			filterEntries = append(filterEntries, e)
 		} else {
@@ -415,16 +430,18 @@ type sourcesKey struct {
 func (r *renderer) renderBalancer(bp *BalancerPlan, srcs []netip.Addr, targets []*Target) *balancerOut {
 	c0 := len(r.chains)
 	var leaf int
+	var leafSrcs []netip.Addr
 	if len(targets) == 0 {
 		leaf = r.rejectChains(bp, srcs)
 	} else {
-		leaf = r.balancerChains(bp, srcs, targets)
+		leaf, leafSrcs = r.balancerChains(bp, srcs, targets)
 	}
 	if len(r.outSlab) == cap(r.outSlab) {
 		r.outSlab = make([]balancerOut, 0, max(64, cap(r.outSlab)))
 	}
 	r.outSlab = append(r.outSlab, balancerOut{in: balancerInput{reject: len(targets) == 0, strategy: bp.Strategy, proto: protocol(bp.Frontend.Protocol), srcs: srcs}})
 	out := &r.outSlab[len(r.outSlab)-1]
+	out.srcs = leafSrcs
 	t0 := len(r.tin)
 	for _, t := range targets {
 		r.tin = append(r.tin, targetInput{guest: t.Guest, local: t.Host == r.node, addr: t.Address.Unmap(), port: t.Port, weight: t.Weight})
@@ -489,8 +506,8 @@ func (r *renderer) count(p *Plan) (nb, nt int) {
 // times over, which used to be most of Render's time at 10,000 balancers.
 func (r *renderer) presize(nb, nt int) {
 	// Measured on random plans: about 330 bytes of rules per balancer (source
-	// match and dispatch tree) and 190 per target (choice and DNAT); 3 chains
-	// per balancer plus one per target.
+	// match and dispatch tree) and 190 per target (choice and DNAT); at most
+	// 3 chains per balancer plus one per target (only local targets have one).
 	chains := 4 + 3*nb + nt
 	r.text = make([]byte, 0, 256+340*nb+200*nt)
 	r.names = make([]byte, 0, 25*chains)
@@ -618,27 +635,55 @@ func (r *renderer) nameOf(id int) []byte {
 	return r.names[c.name.lo:c.name.hi]
 }
 
+// maxInlineSources is the most source guests a balancer may have on a host
+// for the dispatch leaf to match them itself (one rule per guest) instead of
+// jumping to a WEIR-SRC chain that does. With one, the leaf rule only gains
+// `-s G/32`: a chain and a rule fewer per balancer, a jump fewer per packet,
+// and no packet meets more rules. With more, a packet bound for a frontend
+// later in the same tree node meets one rule per source of each earlier
+// leaf: measured at 10,000 balancers with two sources each
+// (TestTreeDispatchDepth's spec), allowing 2 cut another 5,000 of 22,700 nat
+// chains but raised the most dispatch rules a packet meets from 33 to 36,
+// over the tree's 2·log2(n)+6 bound, so it stays at 1.
+const maxInlineSources = 1
+
 // balancerChains adds the nat chains of a balancer with alive targets and
-// returns the id of the chain the dispatch tree jumps to.
-func (r *renderer) balancerChains(bp *BalancerPlan, srcs []netip.Addr, targets []*Target) int {
+// returns the id of the chain the dispatch tree jumps to and, when that is
+// the WEIR-SVC chain, the sources the dispatch leaf must match.
+func (r *renderer) balancerChains(bp *BalancerPlan, srcs []netip.Addr, targets []*Target) (int, []netip.Addr) {
 	r.key = append(r.key[:0], bp.Name...)
-	src := r.hashedChain(tableNat, kindSRC, r.key)
+	leaf, leafSrcs := -1, srcs
+	if len(srcs) > maxInlineSources {
+		leaf, leafSrcs = r.hashedChain(tableNat, kindSRC, r.key), nil
+	}
 	svc := r.hashedChain(tableNat, kindSVC, r.key)
-	for _, a := range srcs {
-		r.rule("-s ")
-		r.appendAddr(a, 32)
-		r.jump(src, bp.Name, svc)
+	if leaf < 0 {
+		leaf = svc
+	}
+	if leafSrcs == nil {
+		for _, a := range srcs {
+			r.rule("-s ")
+			r.appendAddr(a, 32)
+			r.jump(leaf, bp.Name, svc)
+		}
 	}
 
+	proto := protocol(bp.Frontend.Protocol)
 	n := len(targets)
 	rest := 0
 	for _, t := range targets {
 		rest += t.Weight
 	}
 	for i, t := range targets {
-		r.key = append(append(append(r.key[:0], bp.Name...), '/'), t.Guest...)
-		sep := r.hashedChain(tableNat, kindSEP, r.key)
-		r.rule("")
+		local := t.Host == r.node
+		if local {
+			r.rule("")
+		} else {
+			// DNAT with a port needs the protocol; iptables-save prints -p
+			// before the matches.
+			r.rule("-p ")
+			r.text = append(r.text, proto...)
+		}
 		r.comment(bp.Name)
 		switch {
 		case i == n-1:
@@ -659,22 +704,30 @@ func (r *renderer) balancerChains(bp *BalancerPlan, srcs []netip.Addr, targets [
 			r.text = strconv.AppendFloat(r.text, float64(t.Weight)/float64(rest), 'f', 10, 64)
 		}
 		rest -= t.Weight
+		if !local {
+			r.text = append(r.text, " -j DNAT --to-destination "...)
+			r.text = netip.AddrPortFrom(t.Address.Unmap(), t.Port).AppendTo(r.text)
+			r.end(svc)
+			continue
+		}
+		// A target on this host is marked for masquerading first; MARK and
+		// DNAT are two targets, so it needs a chain of its own.
+		r.key = append(append(append(r.key[:0], bp.Name...), '/'), t.Guest...)
+		sep := r.hashedChain(tableNat, kindSEP, r.key)
 		r.text = append(r.text, " -j "...)
 		r.text = append(r.text, r.nameOf(sep)...)
 		r.end(svc)
 
-		if t.Host == r.node {
-			r.rule("")
-			r.jumpTo(sep, bp.Name, MarkMasqChain)
-		}
+		r.rule("")
+		r.jumpTo(sep, bp.Name, MarkMasqChain)
 		r.rule("-p ")
-		r.text = append(r.text, protocol(bp.Frontend.Protocol)...)
+		r.text = append(r.text, proto...)
 		r.comment(bp.Name)
 		r.text = append(r.text, " -j DNAT --to-destination "...)
 		r.text = netip.AddrPortFrom(t.Address.Unmap(), t.Port).AppendTo(r.text)
 		r.end(sep)
 	}
-	return src
+	return leaf, leafSrcs
 }
 
 // rejectChains adds the filter chain of a balancer without alive targets and
@@ -742,11 +795,12 @@ func (r *renderer) dispatch(table, root int, entries []dispatchEntry) {
 		return a.addr == b.addr && a.proto == b.proto && a.port == b.port
 	})
 	if r.opts.Dispatch == LinearDispatch {
-		for _, e := range entries {
+		for i := range entries {
+			e := &entries[i]
 			r.rule("-d ")
 			r.appendAddrBits(e.addr, 32)
 			r.appendPort(e.proto, uint32(e.port), 16)
-			r.jumpTo(root, e.comment, e.leaf)
+			r.leafRules(root, e)
 		}
 		return
 	}
@@ -850,7 +904,7 @@ func (t *tree) addrLeaf(c, depth, i int) {
 func (t *tree) protoNode(c, depth int, es []dispatchEntry) {
 	if len(es) == 1 {
 		t.r.appendPort(es[0].proto, uint32(es[0].port), 16)
-		t.r.jumpTo(c, es[0].comment, es[0].leaf)
+		t.r.leafRules(c, &es[0])
 		return
 	}
 	keys := make([]uint64, len(es))
@@ -877,7 +931,7 @@ func (t *tree) portNode(c, depth int, es []dispatchEntry, keys []uint64, lo, hi,
 		if g.hi-g.lo == 1 {
 			e := es[g.lo]
 			t.r.appendPort(e.proto, uint32(e.port), 16)
-			t.r.jumpTo(c, e.comment, e.leaf)
+			t.r.leafRules(c, &e)
 			continue
 		}
 		plo, phi := portRange(g.prefix, g.bits)
@@ -1013,6 +1067,29 @@ func (r *renderer) jumpTo(c int, comment, target string) {
 	r.text = append(r.text, " -j "...)
 	r.text = append(r.text, target...)
 	r.end(c)
+}
+
+// leafRules finishes the dispatch leaf rule being written in chain c for
+// entry e: one jump to e.leaf, or, when the leaf rule matches the sources
+// itself, one such rule per source guest with `-s G/32` in front of the
+// match written so far (iptables-save prints -s first).
+func (r *renderer) leafRules(c int, e *dispatchEntry) {
+	if len(e.srcs) == 0 {
+		r.jumpTo(c, e.comment, e.leaf)
+		return
+	}
+	// r.text may move while the rules are appended, so the match is copied.
+	r.match = append(r.match[:0], r.text[r.start:]...)
+	r.text = r.text[:r.start]
+	for _, a := range e.srcs {
+		r.rule("-s ")
+		r.appendAddr(a, 32)
+		if len(r.match) > 0 {
+			r.text = append(r.text, ' ')
+			r.text = append(r.text, r.match...)
+		}
+		r.jumpTo(c, e.comment, e.leaf)
+	}
 }
 
 func (r *renderer) appendAddr(a netip.Addr, bits int) {

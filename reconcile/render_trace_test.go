@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"net/netip"
+	"strings"
 	"testing"
 
 	"weir/spec"
@@ -339,5 +340,55 @@ func TestTreeDepthBoundAdversarial(t *testing.T) {
 		if want := wantShares(&bp, "host-a"); !sharesEqual(got, want, 1e-9) {
 			t.Fatalf("%s: %s; want %s", bp.Name, formatShares(got), formatShares(want))
 		}
+	}
+}
+
+// TestRenderChainLayout: a WEIR-SEP chain exists only for a target on the
+// host (it must be marked for masquerading), a WEIR-SRC chain only for more
+// than maxInlineSources source guests on the host; either way every source
+// guest gets the plan's shares and a guest that is not a source gets nothing.
+func TestRenderChainLayout(t *testing.T) {
+	for _, n := range []int{1, 2, 4, 8} {
+		t.Run(fmt.Sprintf("%d-sources", n), func(t *testing.T) {
+			var guests []spec.Guest
+			for i := range n {
+				guests = append(guests, fxGuest(fmt.Sprintf("web-%d", i), fmt.Sprintf("198.19.1.%d", 10+i), "frontend"))
+			}
+			guests = append(guests, fxGuest("orders-1", "198.19.1.3", "orders"), fxGuest("other-1", "198.19.1.9", "other"))
+			s := fxSpec([]spec.Host{
+				fxHost("host-a", "198.18.0.1", guests...),
+				fxHost("host-b", "198.18.0.2", fxGuest("orders-2", "198.19.2.3", "orders"), fxGuest("orders-3", "198.19.2.4", "orders")),
+			}, fxBalancer("frontend-orders", "frontend", "orders", "198.20.0.10:80/tcp", fxWeights(map[string]int{"orders-1": 1, "orders-2": 2, "orders-3": 5})))
+			p := Assign(s, []string{"host-a", "host-b"})
+			for _, m := range dispatchModes {
+				rs := RenderWith(p, "host-a", m.opts)
+				kinds := map[string]int{}
+				for _, c := range rs.table("nat").Chains {
+					if k, _, ok := strings.Cut(strings.TrimPrefix(c.Name, "WEIR-"), "-"); ok {
+						kinds[k]++
+					}
+				}
+				wantSRC := 0
+				if n > maxInlineSources {
+					wantSRC = 1
+				}
+				if kinds[kindSEP] != 1 || kinds[kindSVC] != 1 || kinds[kindSRC] != wantSRC {
+					t.Errorf("%s: chains by kind = %v; want 1 SEP (the local target), 1 SVC, %d SRC", m.name, kinds, wantSRC)
+				}
+				tr := newTracer(t, rs)
+				want := map[string]float64{"198.19.1.3:80 masq": 0.125, "198.19.2.3:80": 0.25, "198.19.2.4:80": 0.625}
+				for i := range n {
+					src := fmt.Sprintf("198.19.1.%d", 10+i)
+					if got := shares(tr.trace(pkt(src, "198.20.0.10", "tcp", 80))); !sharesEqual(got, want, 1e-9) {
+						t.Errorf("%s: trace from %s = %s; want %s", m.name, src, formatShares(got), formatShares(want))
+					}
+				}
+				for _, src := range []string{"198.19.1.9", "198.19.1.3"} {
+					if got := shares(tr.trace(pkt(src, "198.20.0.10", "tcp", 80))); !sharesEqual(got, map[string]float64{"none": 1}, 0) {
+						t.Errorf("%s: trace from non-source %s = %s; want none", m.name, src, formatShares(got))
+					}
+				}
+			}
+		})
 	}
 }

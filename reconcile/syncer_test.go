@@ -452,6 +452,12 @@ func TestNormalizeRule(t *testing.T) {
 		{"--protocol udp --destination 198.20.0.1 --dport 53 --jump X", "-d 198.20.0.1/32 -p udp -m udp --dport 53 -j X"},
 		{"-s 10.1.2.3/8 -j X", "-s 10.0.0.0/8 -j X"},
 		{"-d 198.20.0.17/32 -p tcp --dport 0:65535 -j X", "-d 198.20.0.17/32 -p tcp -j X"},
+		// Render's shapes: DNAT straight from a WEIR-SVC rule, and a dispatch
+		// leaf that matches its only source guest.
+		{"-p udp -m comment --comment b -m statistic --mode random --probability 0.3333333333 -j DNAT --to-destination 198.19.2.3:53",
+			"-p udp -m comment --comment b -m statistic --mode random --probability 0.33333333349 -j DNAT --to-destination 198.19.2.3:53"},
+		{"-d 198.20.0.10 -s 198.19.1.2 -p tcp --dport 80 -m comment --comment b -j WEIR-SVC-X",
+			"-s 198.19.1.2/32 -d 198.20.0.10/32 -p tcp -m tcp --dport 80 -m comment --comment b -j WEIR-SVC-X"},
 	}
 	for _, tt := range tests {
 		if a, b := normalizeRule(tt.rendered), normalizeRule(tt.saved); a != b {
