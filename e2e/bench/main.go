@@ -180,6 +180,8 @@ func allSteps() []step {
 		{"load", "1. spec loading, 10k balancers", stepLoad},
 		{"apply-full", "2. full apply 1k/10k balancers, nft and legacy, beside raw iptables-restore", stepApplyFull},
 		{"apply-change", "2. 1 and 100 balancers changed on a 10k host, nft and legacy", stepApplyChange},
+		{"apply-full-rendered", "2. full apply of Render's real 10k output, nft and legacy, beside raw iptables-restore", stepApplyFullRendered},
+		{"one-change", "2. one balancer changed on Render's 10k output, end to end", stepOneChange},
 		{"drift", "2. drift check on a 10k host", stepDrift},
 		{"per-rule", "3. the per-rule peer: 2,000 rules one iptables process each", stepPerRule},
 		{"converge-dir", "4. 10 agents, --dir: spec change → all converged", stepConvergeDir},
