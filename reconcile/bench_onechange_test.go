@@ -200,37 +200,11 @@ func BenchmarkApplyFullRendered(b *testing.B) {
 	natChains := len(rs.table("nat").Chains)
 	for _, backend := range benchBackends {
 		b.Run(backend+"/10k", func(b *testing.B) {
-			ctx := context.Background()
-			var weir, floor time.Duration
 			b.ReportAllocs()
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				b.StopTimer()
-				ns, del := benchNetns(b, 2*i)
-				nf := benchIPTables(b, backend, ns)
-				s := NewSyncer(nf, SyncerOptions{})
-				b.StartTimer()
-				start := time.Now()
-				if _, err := s.Apply(ctx, rs); err != nil {
-					b.Fatal(err)
-				}
-				weir += time.Since(start)
-				b.StopTimer()
-				del()
-				ns2, del2 := benchNetns(b, 2*i+1)
-				raw := benchIPTables(b, backend, ns2)
-				start = time.Now()
-				if err := raw.Restore(ctx, floorText.Bytes()); err != nil {
-					b.Fatal(err)
-				}
-				floor += time.Since(start)
-				del2()
-				b.StartTimer()
-			}
+			fullApplyVsFloor(b, backend, rs, floorText.Bytes())
+			// After the timed loop: ResetTimer drops metrics reported before it.
 			b.ReportMetric(float64(natChains), "nat-chains")
 			b.ReportMetric(float64(rs.Rules()), "rules")
-			b.ReportMetric(ms(floor)/float64(b.N), "floor-ms")
-			b.ReportMetric(float64(weir)/float64(floor), "x-floor")
 		})
 	}
 }
