@@ -3,12 +3,14 @@ package agent
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"weir/examples"
 	"weir/reconcile"
 )
 
@@ -16,31 +18,15 @@ import (
 // planner (reconcile.Assign and Render) and the real Syncer over reconcile's
 // stateful fake netfilter; only the source, the cluster and the clock are fakes.
 
-const yamlHosts = `apiVersion: weir/v1
-kind: Host
-metadata: {name: host-a}
-spec:
-  address: 198.18.0.1
-  guests:
-    - {name: web-1, address: 198.19.1.2, services: [frontend]}
----
-apiVersion: weir/v1
-kind: Host
-metadata: {name: host-b}
-spec:
-  address: 198.18.0.2
-  guests:
-    - {name: orders-1, address: 198.19.2.2, services: [orders]}
----
-apiVersion: weir/v1
-kind: Host
-metadata: {name: host-c}
-spec:
-  address: 198.18.0.3
-  guests:
-    - {name: orders-2, address: 198.19.3.2, services: [orders]}
----
-`
+// yamlHosts is examples/basic/hosts.yaml (web-1 on host-a runs frontend;
+// orders-1 and orders-2 on host-b and host-c run orders), ending a document.
+var yamlHosts = func() string {
+	b, err := fs.ReadFile(examples.FS, "basic/hosts.yaml")
+	if err != nil {
+		panic(err)
+	}
+	return string(b) + "---\n"
+}()
 
 func yamlBalancer(port int) string {
 	return fmt.Sprintf(`apiVersion: weir/v1

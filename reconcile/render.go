@@ -457,23 +457,8 @@ func (r *renderer) renderBalancer(bp *BalancerPlan, srcs []netip.Addr, targets [
 // to them (the top chains and the tree get new ones).
 func (r *renderer) packBalancers() {
 	if len(r.pending) > 0 {
-		names, text := arenaString(r.names), arenaString(r.text)
 		sl := &slab{size: cap(r.names) + cap(r.text)}
-		count := make([]int, len(r.chains))
-		for _, rr := range r.rules {
-			count[rr.chain]++
-		}
-		rules := make([]string, len(r.rules))
-		chains := make([]outChain, len(r.chains))
-		next := 0
-		for id, c := range r.chains {
-			chains[id] = outChain{table: c.table, name: names[c.name.lo:c.name.hi], rules: rules[next : next : next+count[id]]}
-			next += count[id]
-		}
-		for _, rr := range r.rules {
-			oc := &chains[rr.chain]
-			oc.rules = append(oc.rules, text[rr.text.lo:rr.text.hi])
-		}
+		chains := r.outChains()
 		for _, pd := range r.pending {
 			pd.out.chains = chains[pd.c0:pd.c1:pd.c1]
 			pd.out.leaf = chains[pd.leaf].name
@@ -488,6 +473,30 @@ func (r *renderer) packBalancers() {
 	}
 	r.pending = nil
 	r.names, r.text, r.chains, r.rules = nil, nil, nil, nil
+}
+
+// outChains turns the arenas' chain and rule records into chains whose names
+// and rules are substrings of the arenas, indexed like r.chains. The arenas
+// are never written again, so the strings may share their memory (as
+// strings.Builder does) instead of copying them; all rules sit in one slice.
+func (r *renderer) outChains() []outChain {
+	names, text := arenaString(r.names), arenaString(r.text)
+	count := make([]int, len(r.chains))
+	for _, rr := range r.rules {
+		count[rr.chain]++
+	}
+	rules := make([]string, len(r.rules))
+	out := make([]outChain, len(r.chains))
+	next := 0
+	for id, c := range r.chains {
+		out[id] = outChain{table: c.table, name: names[c.name.lo:c.name.hi], rules: rules[next : next : next+count[id]]}
+		next += count[id]
+	}
+	for _, rr := range r.rules {
+		oc := &out[rr.chain]
+		oc.rules = append(oc.rules, text[rr.text.lo:rr.text.hi])
+	}
+	return out
 }
 
 // count returns how many balancers node sets in p, and their targets.
@@ -521,24 +530,7 @@ func (r *renderer) presize(nb, nt int) {
 // assemble turns the arenas and the balancers' chains into the Ruleset's
 // chains, sorted by name.
 func (r *renderer) assemble(rs *Ruleset) {
-	// The arenas are never written again, so the strings may share their
-	// memory (as strings.Builder does) instead of copying them.
-	names, text := arenaString(r.names), arenaString(r.text)
-	count := make([]int, len(r.chains))
-	for _, rr := range r.rules {
-		count[rr.chain]++
-	}
-	rules := make([]string, len(r.rules))
-	own := make([]outChain, len(r.chains))
-	next := 0
-	for id, c := range r.chains {
-		own[id] = outChain{table: c.table, name: names[c.name.lo:c.name.hi], rules: rules[next : next : next+count[id]]}
-		next += count[id]
-	}
-	for _, rr := range r.rules {
-		oc := &own[rr.chain]
-		oc.rules = append(oc.rules, text[rr.text.lo:rr.text.hi])
-	}
+	own := r.outChains()
 	// Sorting 100,000 chains by string comparison was a fifth of Render's
 	// time. Every name starts with "WEIR-" and is ASCII (top bit clear), so
 	// the table in the top bit and the next 16 bytes packed big-endian into
