@@ -432,8 +432,18 @@ func TestGitSnapshotFiltersAndSymlinks(t *testing.T) {
 	f.work.push(false)
 	snap := latest(t, f.source(t, nil))
 
+	checkSnapshotTree(t, snap.FS)
+}
+
+// checkSymlinksAndBigFile asserts what the spec loader relies on: links are
+// visible as links with their target, an in-tree link opens, and an oversized
+// file keeps more than 1 MiB so its size check fires.
+// checkSnapshotTree asserts the entries of a snapshot of the links fixture
+// tree (same for the Git and directory sources), then its links and big file.
+func checkSnapshotTree(t *testing.T, fsys fs.FS) {
+	t.Helper()
 	var got []string
-	fs.WalkDir(snap.FS, ".", func(p string, d fs.DirEntry, err error) error {
+	fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
 		if err == nil && !d.IsDir() {
 			got = append(got, p+":"+d.Type().String())
 		}
@@ -443,12 +453,9 @@ func TestGitSnapshotFiltersAndSymlinks(t *testing.T) {
 	if strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Fatalf("snapshot entries = %v; want %v", got, want)
 	}
-	checkSymlinksAndBigFile(t, snap.FS)
+	checkSymlinksAndBigFile(t, fsys)
 }
 
-// checkSymlinksAndBigFile asserts what the spec loader relies on: links are
-// visible as links with their target, an in-tree link opens, and an oversized
-// file keeps more than 1 MiB so its size check fires.
 func checkSymlinksAndBigFile(t *testing.T, fsys fs.FS) {
 	t.Helper()
 	if target, err := fs.ReadLink(fsys, "escape.yaml"); err != nil || target != "../../../etc/passwd" {
