@@ -9,11 +9,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -265,5 +267,46 @@ func TestReadSecretFile(t *testing.T) {
 	}
 	if _, err := ReadSecretFile(filepath.Join(dir, "missing")); err == nil {
 		t.Errorf("ReadSecretFile(missing) = nil error")
+	}
+}
+
+// TestStatusJSONShape pins the fields of GET /status with the real
+// cluster.BuildStatus: the cluster status object (README.md, `weir status -o
+// json`) plus the agent's node, latest, settled and error.
+func TestStatusJSONShape(t *testing.T) {
+	cl := newFakeCluster(true, "h1", "h2")
+	cl.members = []cluster.Member{
+		{Name: "h1", Address: "198.18.0.1:7946", State: cluster.StateAlive},
+		{Name: "h2", Address: "198.18.0.2:7946", State: cluster.StateAlive},
+	}
+	h := newHarnessDeps(t, Config{}, Deps{Source: newFakeSource(specA), Load: fakeLoad, Cluster: cl, Planner: PlannerFunc(fakePlan), Syncer: &fakeSyncer{}})
+	srv := httptest.NewServer(h.a.Handler())
+	defer srv.Close()
+
+	code, body := get(t, srv, "/status")
+	if code != http.StatusOK {
+		t.Fatalf("GET /status = %d; want 200", code)
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(body), &obj); err != nil {
+		t.Fatalf("GET /status: %v in %s", err, body)
+	}
+	got := slices.Sorted(maps.Keys(obj))
+	want := []string{"converged", "error", "latest", "members", "node", "reason", "revision", "settled"}
+	if !slices.Equal(got, want) {
+		t.Errorf("GET /status fields = %v; want %v\n%s", got, want, body)
+	}
+	for k, v := range map[string]string{"node": `"h1"`, "latest": `""`, "revision": `""`, "settled": "false", "error": `""`, "converged": "false"} {
+		if string(obj[k]) != v {
+			t.Errorf("GET /status %s = %s; want %s", k, obj[k], v)
+		}
+	}
+	var members []map[string]json.RawMessage
+	if err := json.Unmarshal(obj["members"], &members); err != nil || len(members) != 2 {
+		t.Fatalf("GET /status members = %s, %v; want 2", obj["members"], err)
+	}
+	wantMember := []string{"address", "balancers", "digest", "error", "name", "revision", "rules", "state"}
+	if got := slices.Sorted(maps.Keys(members[0])); !slices.Equal(got, wantMember) {
+		t.Errorf("GET /status member fields = %v; want %v", got, wantMember)
 	}
 }
