@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"unicode/utf8"
 
 	"github.com/hashicorp/memberlist"
 )
@@ -22,6 +23,20 @@ const (
 // maxErrorText bounds an error text on the wire, so that one message fits in a
 // gossip packet (memberlist's UDPBufferSize is 1400 bytes) beside the others.
 const maxErrorText = 512
+
+// truncateUTF8 cuts s to at most max bytes, on a rune boundary, ending in "…"
+// when it cut.
+func truncateUTF8(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	const ell = "…"
+	cut := max - len(ell)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + ell
+}
 
 // message is one decoded user message. Seq orders messages from one origin:
 // a receiver keeps only the highest it has seen.

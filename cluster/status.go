@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -133,7 +135,7 @@ func mostCommon(ms []MemberStatus, key func(MemberStatus) string) string {
 		}
 	}
 	best, n := "", 0
-	for _, k := range sortedKeys(counts) {
+	for _, k := range slices.Sorted(maps.Keys(counts)) {
 		if counts[k] > n {
 			best, n = k, counts[k]
 		}
