@@ -1,21 +1,16 @@
 package cluster
 
 import (
-	"bytes"
 	"fmt"
-	"io"
 	"maps"
 	"slices"
-	"sort"
-	"strconv"
 	"strings"
-	"text/tabwriter"
 	"unicode/utf8"
 )
 
 // Status is the cluster as one node's gossip tells it: the object `weir
-// status -o json` prints and the agent serves on GET /status. The first three
-// fields are DESIGN.md's contract; the others are additions.
+// status -o json` prints and the core of what the agent serves on GET
+// /status, as README.md describes them.
 type Status struct {
 	// Revision is the revision the view is about: the local agent's applied
 	// revision, or (for an observer) the one most alive members report.
@@ -44,9 +39,21 @@ type MemberStatus struct {
 	Error     string `json:"error"`
 }
 
-// alive reports whether a member counts as alive (suspect does).
-func (m MemberStatus) alive() bool {
+// Alive reports whether a member counts as alive (suspect does).
+func (m MemberStatus) Alive() bool {
 	return m.State == string(StateAlive) || m.State == string(StateSuspect)
+}
+
+// ErrorLine returns the first line of the member's error, cut to at most n
+// runes with "…".
+func (m MemberStatus) ErrorLine(n int) string {
+	s, _, _ := strings.Cut(m.Error, "\n")
+	s = strings.TrimSpace(s)
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	r := []rune(s)
+	return string(r[:n-1]) + "…"
 }
 
 // BuildStatus summarizes members for display. revision is the local agent's
@@ -55,61 +62,72 @@ func (m MemberStatus) alive() bool {
 // (or suspect) non-observer member reports that revision, one common digest,
 // and no error. Dead and left members are listed but do not count.
 func BuildStatus(revision string, members []Member) Status {
-	s := Status{Revision: revision, Members: []MemberStatus{}}
-	for _, m := range members {
-		if m.Observer {
-			continue
-		}
-		s.Members = append(s.Members, MemberStatus{
-			Name: m.Name, Address: m.Address, State: string(m.State),
-			Revision: m.Revision, Digest: m.Digest,
-			Balancers: m.Balancers, Rules: m.Rules, Error: m.Error,
-		})
-	}
-	sort.Slice(s.Members, func(i, j int) bool { return s.Members[i].Name < s.Members[j].Name })
-
+	s := Status{Revision: revision, Members: memberStatuses(members)}
 	var alive []MemberStatus
 	for _, m := range s.Members {
-		if m.alive() {
+		if m.Alive() {
 			alive = append(alive, m)
 		}
 	}
 	if s.Revision == "" {
 		s.Revision = mostCommon(alive, func(m MemberStatus) string { return m.Revision })
 	}
+	s.Reason = strings.Join(reasons(alive, s.Revision), "; ")
+	s.Converged = s.Reason == ""
+	return s
+}
+
+// memberStatuses lists the members that are not observers, sorted by name.
+func memberStatuses(members []Member) []MemberStatus {
+	out := []MemberStatus{}
+	for _, m := range members {
+		if m.Observer {
+			continue
+		}
+		out = append(out, MemberStatus{
+			Name: m.Name, Address: m.Address, State: string(m.State),
+			Revision: m.Revision, Digest: m.Digest,
+			Balancers: m.Balancers, Rules: m.Rules, Error: m.Error,
+		})
+	}
+	slices.SortFunc(out, func(a, b MemberStatus) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// reasons says why the alive members have not converged on revision: at
+// most four reasons, then how many more there are. None means converged.
+func reasons(alive []MemberStatus, revision string) []string {
 	var onRev []MemberStatus
 	for _, m := range alive {
-		if m.Revision == s.Revision {
+		if m.Revision == revision {
 			onRev = append(onRev, m)
 		}
 	}
 	digest := mostCommon(onRev, func(m MemberStatus) string { return m.Digest })
 
-	var reasons []string
+	var out []string
 	switch {
 	case len(alive) == 0:
-		reasons = append(reasons, "no alive member")
-	case s.Revision == "":
-		reasons = append(reasons, "no revision applied yet")
+		out = append(out, "no alive member")
+	case revision == "":
+		out = append(out, "no revision applied yet")
 	}
 	for _, m := range alive {
 		switch {
 		case m.Error != "":
-			reasons = append(reasons, fmt.Sprintf("%s: %s", m.Name, firstLine(m.Error, 80)))
+			out = append(out, fmt.Sprintf("%s: %s", m.Name, m.ErrorLine(80)))
 		case m.Revision == "":
-			reasons = append(reasons, m.Name+" has applied no revision")
-		case m.Revision != s.Revision:
-			reasons = append(reasons, fmt.Sprintf("%s on %s, not %s", m.Name, ShortRevision(m.Revision), ShortRevision(s.Revision)))
+			out = append(out, m.Name+" has applied no revision")
+		case m.Revision != revision:
+			out = append(out, fmt.Sprintf("%s on %s, not %s", m.Name, ShortRevision(m.Revision), ShortRevision(revision)))
 		case m.Digest != digest:
-			reasons = append(reasons, fmt.Sprintf("%s digest %s differs from %s", m.Name, ShortDigest(m.Digest), ShortDigest(digest)))
+			out = append(out, fmt.Sprintf("%s digest %s differs from %s", m.Name, ShortDigest(m.Digest), ShortDigest(digest)))
 		}
 	}
-	if len(reasons) > 4 {
-		reasons = append(reasons[:4], fmt.Sprintf("and %d more", len(reasons)-4))
+	if len(out) > 4 {
+		out = append(out[:4], fmt.Sprintf("and %d more", len(out)-4))
 	}
-	s.Reason = strings.Join(reasons, "; ")
-	s.Converged = s.Reason == ""
-	return s
+	return out
 }
 
 // Current reports whether the cluster has converged on the newest revision
@@ -168,87 +186,4 @@ func cut(s string, n int) string {
 		return s
 	}
 	return s[:n]
-}
-
-// firstLine returns the first line of s, cut to at most n runes with "…".
-func firstLine(s string, n int) string {
-	s, _, _ = strings.Cut(s, "\n")
-	s = strings.TrimSpace(s)
-	if utf8.RuneCountInString(s) <= n {
-		return s
-	}
-	r := []rune(s)
-	return string(r[:n-1]) + "…"
-}
-
-// WriteTable prints s like `consul members`: one row per member, then a
-// summary line such as
-//
-//	converged: 3/3 alive on 1a2b3c4, digest 9f8e7d6c…
-func WriteTable(w io.Writer, s Status) error {
-	var buf bytes.Buffer
-	tw := tabwriter.NewWriter(&buf, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tADDRESS\tSTATE\tREVISION\tDIGEST\tBALANCERS\tRULES\tERROR")
-	for _, m := range s.Members {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
-			m.Name, orDash(m.Address), m.State, ShortRevision(m.Revision), ShortDigest(m.Digest),
-			strconv.Itoa(m.Balancers), strconv.Itoa(m.Rules), firstLine(m.Error, 60))
-	}
-	if err := tw.Flush(); err != nil {
-		return fmt.Errorf("rendering status table: %w", err)
-	}
-	var out bytes.Buffer
-	for _, line := range strings.SplitAfter(buf.String(), "\n") {
-		body, nl := strings.CutSuffix(line, "\n")
-		out.WriteString(strings.TrimRight(body, " "))
-		if nl {
-			out.WriteByte('\n')
-		}
-	}
-	out.WriteString(Summary(s))
-	out.WriteByte('\n')
-	_, err := w.Write(out.Bytes())
-	if err != nil {
-		return fmt.Errorf("writing status table: %w", err)
-	}
-	return nil
-}
-
-// Summary is the one-line verdict under the status table.
-func Summary(s Status) string {
-	alive := 0
-	for _, m := range s.Members {
-		if m.alive() {
-			alive++
-		}
-	}
-	counts := fmt.Sprintf("%d/%d alive", alive, len(s.Members))
-	var line string
-	if s.Converged {
-		digest := ""
-		for _, m := range s.Members {
-			if m.alive() {
-				digest = m.Digest
-				break
-			}
-		}
-		short := ShortDigest(digest)
-		if len(digest) > len(short) {
-			short += "…"
-		}
-		line = fmt.Sprintf("converged: %s on %s, digest %s", counts, ShortRevision(s.Revision), short)
-	} else {
-		line = fmt.Sprintf("not converged: %s; %s", counts, s.Reason)
-	}
-	if s.Latest != "" && s.Latest != s.Revision {
-		line += fmt.Sprintf(" (newest fetched %s not applied)", ShortRevision(s.Latest))
-	}
-	return line
-}
-
-func orDash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
 }

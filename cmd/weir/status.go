@@ -166,7 +166,7 @@ func printStatus(w io.Writer, output string, s cluster.Status) error {
 		}
 		return nil
 	}
-	return cluster.WriteTable(w, s)
+	return writeStatusTable(w, s)
 }
 
 type observerOptions struct {

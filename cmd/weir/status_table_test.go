@@ -1,0 +1,87 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"weir/cluster"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files under testdata/")
+
+const goldenDigB = "0000111122223333444455556666777788889999aaaabbbbccccddddeeeeffff"
+
+func member(name, addr string, st cluster.State, rev, dig string, bal, rules int, errText string) cluster.Member {
+	return cluster.Member{Name: name, Address: addr, State: st, NodeState: cluster.NodeState{Revision: rev, Digest: dig, Balancers: bal, Rules: rules, Error: errText}}
+}
+
+// statusFixtures are rendered to golden files as table and JSON.
+func statusFixtures() map[string]cluster.Status {
+	converged := cluster.BuildStatus(stRev, []cluster.Member{
+		member("host-a", "198.18.0.1:7946", cluster.StateAlive, stRev, stDigest, 2, 6, ""),
+		member("host-b", "198.18.0.2:7946", cluster.StateAlive, stRev, stDigest, 1, 3, ""),
+		member("host-c", "198.18.0.3:7946", cluster.StateSuspect, stRev, stDigest, 0, 0, ""),
+		member("host-d", "198.18.0.4:7946", cluster.StateLeft, stRev2, goldenDigB, 1, 2, ""),
+		{Name: "laptop", Address: "198.18.0.99:51000", State: cluster.StateAlive, Observer: true},
+	})
+	diverged := cluster.BuildStatus("dir:"+stDigest, []cluster.Member{
+		member("host-a", "198.18.0.1:7946", cluster.StateAlive, "dir:"+stDigest, stDigest, 2, 6, ""),
+		member("host-b", "198.18.0.2:7946", cluster.StateAlive, "dir:"+goldenDigB, goldenDigB, 2, 6, ""),
+		member("host-c", "198.18.0.3:7946", cluster.StateAlive, "dir:"+stDigest, stDigest, 0, 0, "apply: iptables-restore: exit status 2: line 7 failed"),
+		member("host-d", "198.18.0.4:7946", cluster.StateDead, "", "", 0, 0, ""),
+	})
+	diverged.Latest = "dir:" + goldenDigB
+	return map[string]cluster.Status{"status_converged": converged, "status_diverged": diverged}
+}
+
+// TestStatusGolden renders each fixture as `weir status` prints it, as a
+// table and with -o json, twice, against the golden files.
+func TestStatusGolden(t *testing.T) {
+	for name, s := range statusFixtures() {
+		t.Run(name, func(t *testing.T) {
+			table := render(t, "table", s)
+			if again := render(t, "table", s); !bytes.Equal(table, again) {
+				t.Errorf("the status table is not deterministic")
+			}
+			golden(t, name+".txt", table)
+
+			js := render(t, "json", s)
+			golden(t, name+".json", js)
+			var back cluster.Status
+			if err := json.Unmarshal(js, &back); err != nil || back.Revision != s.Revision || len(back.Members) != len(s.Members) || back.Converged != s.Converged {
+				t.Errorf("JSON round trip = %+v, %v; want %+v", back, err, s)
+			}
+		})
+	}
+}
+
+func render(t *testing.T, output string, s cluster.Status) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	if err := printStatus(&b, output, s); err != nil {
+		t.Fatalf("printStatus(%s): %v", output, err)
+	}
+	return b.Bytes()
+}
+
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("reading golden file (run go test -update to create it): %v", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs from golden file (run go test -update after checking)\ngot:\n%s\nwant:\n%s", path, got, want)
+	}
+}
