@@ -6,7 +6,7 @@ package cluster
 // State is a member's liveness as gossip tells it.
 type State string
 
-// Member states, as DESIGN.md names them.
+// Member states, as `weir status` lists them (README.md).
 const (
 	StateAlive   State = "alive"
 	StateSuspect State = "suspect"
