@@ -232,7 +232,7 @@ func TestTriggersCoalesce(t *testing.T) {
 		h.cl.setAlive("h1", "h2", "h3")
 	}
 	waitFor(t, "the triggers to be consumed", func() bool {
-		return len(h.a.sourceChanged) == 0 && len(h.a.refresh) == 0 && len(h.cl.changes) == 0
+		return len(h.a.refresh) == 0 && len(h.cl.changes) == 0
 	})
 	waitAdvancing(t, h.clk, 50*time.Millisecond, "the newest revision applied", func() bool {
 		return h.a.State().Revision == revisionOf(last)

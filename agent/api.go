@@ -56,36 +56,13 @@ func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
 	return nil
 }
 
-// handleStatus writes the DESIGN.md status object, with its top-level revision
-// being this agent's applied revision, plus the agent's own fields: node,
-// latest (newest revision fetched), settled and error.
+// handleStatus writes Status: the cluster status about this agent's applied
+// revision, plus node, latest, settled and error.
 func (a *Agent) handleStatus(w http.ResponseWriter, _ *http.Request) {
-	st := a.State()
-	base, err := json.Marshal(a.deps.Status(st.Revision, a.deps.Cluster.Members()))
-	if err != nil {
-		http.Error(w, "encoding status: "+err.Error(), http.StatusInternalServerError)
-		return
-	}
-	obj := map[string]json.RawMessage{}
-	if err := json.Unmarshal(base, &obj); err != nil {
-		http.Error(w, "encoding status: "+err.Error(), http.StatusInternalServerError)
-		return
-	}
-	add := func(k string, v any) {
-		if _, ok := obj[k]; ok {
-			return // never shadow a field the status object defines
-		}
-		b, _ := json.Marshal(v)
-		obj[k] = b
-	}
-	add("node", st.Node)
-	add("latest", st.Latest)
-	add("settled", st.Settled)
-	add("error", st.Error)
 	w.Header().Set("Content-Type", "application/json")
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
-	enc.Encode(obj)
+	enc.Encode(a.Status())
 }
 
 func (a *Agent) handleHealthz(w http.ResponseWriter, _ *http.Request) {

@@ -368,9 +368,14 @@ func (c *fakeCluster) hintList() []string {
 	return slices.Clone(c.hinted)
 }
 
-// fakeStatus mimics cluster.BuildStatus's shape.
-func fakeStatus(rev string, members []cluster.Member) any {
-	return map[string]any{"revision": rev, "converged": len(members) > 0, "members": members}
+// fakeStatus lists every member, observers included, and calls the cluster
+// converged when it has any.
+func fakeStatus(rev string, members []cluster.Member) cluster.Status {
+	s := cluster.Status{Revision: rev, Converged: len(members) > 0, Members: []cluster.MemberStatus{}}
+	for _, m := range members {
+		s.Members = append(s.Members, cluster.MemberStatus{Name: m.Name, Address: m.Address, State: string(m.State)})
+	}
+	return s
 }
 
 // waitFor polls cond until it holds or the deadline passes.

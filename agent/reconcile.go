@@ -52,11 +52,6 @@ func (s syncer) Apply(ctx context.Context, rs *reconcile.Ruleset) error {
 // Reconcile implements Syncer.
 func (s syncer) Reconcile(ctx context.Context) (bool, error) { return s.s.Reconcile(ctx) }
 
-// buildStatus is the default StatusFunc: DESIGN.md's status object.
-func buildStatus(revision string, members []cluster.Member) any {
-	return cluster.BuildStatus(revision, members)
-}
-
 var (
 	_ Cluster = (*cluster.Cluster)(nil)
 	_ Planner = (*reconcilePlanner)(nil)
