@@ -21,49 +21,67 @@ type planOutput struct {
 	*reconcile.Plan
 }
 
-// runPlan implements `weir plan --specs DIR --node NAME [--alive a,b,...]
-// [-o rules|json]`: what NAME would apply for the spec tree in DIR when the
-// hosts in --alive (default: every host of the tree) are alive. Exit 1 with
-// FILE:LINE: message lines when the tree is invalid, 2 on usage or I/O errors.
-func runPlan(_ context.Context, args []string, stdout, stderr io.Writer) int {
+// planOptions are the flags of `weir plan`.
+type planOptions struct {
+	specs, node, alive, output, dispatch string
+}
+
+// planFlags declares the flags of `weir plan` on a new FlagSet.
+func planFlags(o *planOptions, stderr io.Writer) *flag.FlagSet {
 	fs := newFlagSet("plan", stderr)
-	specs := fs.String("specs", "", "directory of the spec tree (required)")
-	node := fs.String("node", "", "host name to plan for (required)")
-	alive := fs.String("alive", "", "comma-separated alive hosts (default: every host in the specs)")
-	output := fs.String("o", "rules", "output: rules (iptables-restore text) or json (assignment with shares)")
-	dispatch := fs.String("dispatch", "tree", "dispatch chain layout: tree (sublinear, the default) or linear (one rule per frontend, for comparison)")
+	fs.StringVar(&o.specs, "specs", "", "directory of the spec tree (required)")
+	fs.StringVar(&o.node, "node", "", "host name to plan for (required)")
+	fs.StringVar(&o.alive, "alive", "", "comma-separated alive hosts (default: every host in the specs)")
+	fs.StringVar(&o.output, "o", "rules", "output: rules (iptables-restore text) or json (assignment with shares)")
+	fs.StringVar(&o.dispatch, "dispatch", "tree", "dispatch chain layout: tree (sublinear, the default) or linear (one rule per frontend, for comparison)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: weir plan --specs DIR --node NAME [--alive a,b,...] [-o rules|json]")
 		fmt.Fprintln(stderr, "\nPrints what NAME would apply: the iptables-restore text, or the assignment with")
 		fmt.Fprintln(stderr, "each target's share of new connections. Exit 1 when the specs are invalid.")
 		fs.PrintDefaults()
 	}
+	return fs
+}
+
+// problems lists what is wrong with the arguments, except --dispatch.
+func (o *planOptions) problems(fs *flag.FlagSet) []string {
+	var problems []string
+	if fs.NArg() > 0 {
+		problems = append(problems, fmt.Sprintf("unexpected argument %q", fs.Arg(0)))
+	}
+	if o.specs == "" {
+		problems = append(problems, "--specs is required")
+	}
+	if o.node == "" {
+		problems = append(problems, "--node is required")
+	}
+	if o.output != "rules" && o.output != "json" {
+		problems = append(problems, fmt.Sprintf("unknown output format %q (want rules or json)", o.output))
+	}
+	return problems
+}
+
+// runPlan implements `weir plan --specs DIR --node NAME [--alive a,b,...]
+// [-o rules|json]`: what NAME would apply for the spec tree in DIR when the
+// hosts in --alive (default: every host of the tree) are alive. Exit 1 with
+// FILE:LINE: message lines when the tree is invalid, 2 on usage or I/O errors.
+func runPlan(_ context.Context, args []string, stdout, stderr io.Writer) int {
+	var o planOptions
+	fs := planFlags(&o, stderr)
 	if err := parseFlags(fs, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK
 		}
 		return exitUsage
 	}
-	var problems []string
-	if fs.NArg() > 0 {
-		problems = append(problems, fmt.Sprintf("unexpected argument %q", fs.Arg(0)))
-	}
-	if *specs == "" {
-		problems = append(problems, "--specs is required")
-	}
-	if *node == "" {
-		problems = append(problems, "--node is required")
-	}
-	if *output != "rules" && *output != "json" {
-		problems = append(problems, fmt.Sprintf("unknown output format %q (want rules or json)", *output))
-	}
+	problems := o.problems(fs)
 	var opts reconcile.RenderOptions
-	switch *dispatch {
+	switch o.dispatch {
 	case "tree":
 	case "linear":
 		opts.Dispatch = reconcile.LinearDispatch
 	default:
-		problems = append(problems, fmt.Sprintf("unknown dispatch %q (want tree or linear)", *dispatch))
+		problems = append(problems, fmt.Sprintf("unknown dispatch %q (want tree or linear)", o.dispatch))
 	}
 	if len(problems) > 0 {
 		for _, p := range problems {
@@ -73,26 +91,49 @@ func runPlan(_ context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 
-	s, err := spec.LoadDir(*specs)
+	s, code := loadPlanSpecs(o.specs, stderr)
+	if s == nil {
+		return code
+	}
+	names := planAlive(s, o.alive, o.node, stderr)
+	p := reconcile.Assign(s, names)
+	for _, w := range reconcile.RenderWarnings(p, o.node) {
+		fmt.Fprintln(stderr, "weir plan: warning: "+w)
+	}
+	if o.output == "json" {
+		return writePlanJSON(stdout, stderr, o.node, p)
+	}
+	return writePlanRules(stdout, p, o.node, opts)
+}
+
+// loadPlanSpecs loads the spec tree in dir. On failure it prints the
+// FILE:LINE errors (exit 1) or the I/O error (exit 2) and returns nil.
+func loadPlanSpecs(dir string, stderr io.Writer) (*spec.Spec, int) {
+	s, err := spec.LoadDir(dir)
 	if err != nil {
 		var list spec.ErrorList
 		if errors.As(err, &list) {
 			for _, e := range list {
 				fmt.Fprintln(stderr, e.Error())
 			}
-			return exitFail
+			return nil, exitFail
 		}
 		fmt.Fprintf(stderr, "weir plan: %v\n", err)
-		return exitUsage
+		return nil, exitUsage
 	}
+	return s, exitOK
+}
 
+// planAlive returns the hosts --alive names (every host of s when empty),
+// warning about names that are not hosts of s, and about node.
+func planAlive(s *spec.Spec, alive, node string, stderr io.Writer) []string {
 	var names []string
-	if *alive == "" {
+	if alive == "" {
 		for _, h := range s.Hosts {
 			names = append(names, h.Name)
 		}
 	} else {
-		for _, n := range strings.Split(*alive, ",") {
+		for _, n := range strings.Split(alive, ",") {
 			if n = strings.TrimSpace(n); n == "" {
 				continue
 			}
@@ -102,27 +143,30 @@ func runPlan(_ context.Context, args []string, stdout, stderr io.Writer) int {
 			names = append(names, n)
 		}
 	}
-	if s.Host(*node) == nil {
-		fmt.Fprintf(stderr, "weir plan: warning: %q is not a host in the specs; it sets no balancer\n", *node)
+	if s.Host(node) == nil {
+		fmt.Fprintf(stderr, "weir plan: warning: %q is not a host in the specs; it sets no balancer\n", node)
 	}
+	return names
+}
 
-	p := reconcile.Assign(s, names)
-	for _, w := range reconcile.RenderWarnings(p, *node) {
-		fmt.Fprintln(stderr, "weir plan: warning: "+w)
+// writePlanJSON prints node's part of p with each target's share (-o json).
+func writePlanJSON(stdout, stderr io.Writer, node string, p *reconcile.Plan) int {
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(planOutput{Node: node, Digest: p.Digest(), Plan: p.ForHost(node)}); err != nil {
+		fmt.Fprintf(stderr, "weir plan: %v\n", err)
+		return exitUsage
 	}
-	if *output == "json" {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(planOutput{Node: *node, Digest: p.Digest(), Plan: p.ForHost(*node)}); err != nil {
-			fmt.Fprintf(stderr, "weir plan: %v\n", err)
-			return exitUsage
-		}
-		return exitOK
-	}
+	return exitOK
+}
 
-	rs := reconcile.RenderWith(p, *node, opts)
+// writePlanRules prints the iptables-restore text node would apply for p,
+// under a comment header with the digest, the alive set, the counts and the
+// jumps into the built-in chains.
+func writePlanRules(stdout io.Writer, p *reconcile.Plan, node string, opts reconcile.RenderOptions) int {
+	rs := reconcile.RenderWith(p, node, opts)
 	var b strings.Builder
-	fmt.Fprintf(&b, "# weir plan for %s, digest %s\n", *node, p.Digest())
+	fmt.Fprintf(&b, "# weir plan for %s, digest %s\n", node, p.Digest())
 	fmt.Fprintf(&b, "# alive: %s\n", strings.Join(p.Alive, ","))
 	fmt.Fprintf(&b, "# %s, %s\n", plural(rs.Balancers(), "balancer"), plural(rs.Rules(), "rule"))
 	fmt.Fprintln(&b, "# jumps weir ensures in the built-in chains:")
