@@ -188,17 +188,7 @@ func startAgent(ctx context.Context, o agentOptions, secret []byte, keys [][]byt
 	}
 	syncer := reconcile.NewSyncer(nf, reconcile.SyncerOptions{Logger: log.With("component", "syncer")})
 
-	var src source.Source
-	if o.dir != "" {
-		src, err = source.NewDir(source.DirConfig{Dir: o.dir, Logger: log.With("component", "source")})
-	} else {
-		src, err = source.NewGit(source.GitConfig{
-			URL: o.repo, Branch: o.branch, Path: o.path, StateDir: o.stateDir, Poll: o.poll,
-			SSHKeyFile: o.sshKey, KnownHostsFile: o.knownHosts,
-			Username: o.gitUsername, PasswordFile: o.gitPasswordFile,
-			VerifyKeysFile: o.verifyKeys, Logger: log.With("component", "source"),
-		})
-	}
+	src, err := newSource(o, log.With("component", "source"))
 	if err != nil {
 		return fmt.Errorf("spec source: %w", err)
 	}
@@ -210,14 +200,8 @@ func startAgent(ctx context.Context, o agentOptions, secret []byte, keys [][]byt
 	}
 	defer ln.Close()
 
-	var join []string
-	for _, j := range strings.Split(o.join, ",") {
-		if j = strings.TrimSpace(j); j != "" {
-			join = append(join, j)
-		}
-	}
 	cl, err := cluster.New(cluster.Config{
-		Node: o.node, Bind: o.bind, Advertise: o.advertise, Join: join, Keys: keys,
+		Node: o.node, Bind: o.bind, Advertise: o.advertise, Join: splitList(o.join), Keys: keys,
 		Label: o.clusterName, Profile: o.gossipProfile, SettleTime: o.settle,
 		Logger: log.With("component", "cluster"),
 	})
@@ -249,6 +233,20 @@ func startAgent(ctx context.Context, o agentOptions, secret []byte, keys [][]byt
 	runErr := a.Run(ctx)
 	cancel()
 	return errors.Join(runErr, <-serveErr)
+}
+
+// newSource returns the spec source the flags name: a directory or a Git
+// branch.
+func newSource(o agentOptions, log *slog.Logger) (source.Source, error) {
+	if o.dir != "" {
+		return source.NewDir(source.DirConfig{Dir: o.dir, Logger: log})
+	}
+	return source.NewGit(source.GitConfig{
+		URL: o.repo, Branch: o.branch, Path: o.path, StateDir: o.stateDir, Poll: o.poll,
+		SSHKeyFile: o.sshKey, KnownHostsFile: o.knownHosts,
+		Username: o.gitUsername, PasswordFile: o.gitPasswordFile,
+		VerifyKeysFile: o.verifyKeys, Logger: log,
+	})
 }
 
 func firstNonEmpty(s ...string) string {
