@@ -21,68 +21,30 @@ type planOutput struct {
 	*reconcile.Plan
 }
 
-// planOptions are the flags of `weir plan`.
-type planOptions struct {
-	specs, node, alive, output, dispatch string
-}
-
-// planFlags declares the flags of `weir plan` on a new FlagSet.
-func planFlags(o *planOptions, stderr io.Writer) *flag.FlagSet {
+// runPlan implements `weir plan --specs DIR --node NAME [--alive a,b,...]
+// [-o rules|json]`: what NAME would apply for the spec tree in DIR when the
+// hosts in --alive (default: every host of the tree) are alive. Exit 1 with
+// FILE:LINE: message lines when the tree is invalid, 2 on usage or I/O errors.
+func runPlan(_ context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("plan", stderr)
-	fs.StringVar(&o.specs, "specs", "", "directory of the spec tree (required)")
-	fs.StringVar(&o.node, "node", "", "host name to plan for (required)")
-	fs.StringVar(&o.alive, "alive", "", "comma-separated alive hosts (default: every host in the specs)")
-	fs.StringVar(&o.output, "o", "rules", "output: rules (iptables-restore text) or json (assignment with shares)")
-	fs.StringVar(&o.dispatch, "dispatch", "tree", "dispatch chain layout: tree (sublinear, the default) or linear (one rule per frontend, for comparison)")
+	specs := fs.String("specs", "", "directory of the spec tree (required)")
+	node := fs.String("node", "", "host name to plan for (required)")
+	alive := fs.String("alive", "", "comma-separated alive hosts (default: every host in the specs)")
+	output := fs.String("o", "rules", "output: rules (iptables-restore text) or json (assignment with shares)")
+	dispatch := fs.String("dispatch", "tree", "dispatch chain layout: tree (sublinear, the default) or linear (one rule per frontend, for comparison)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: weir plan --specs DIR --node NAME [--alive a,b,...] [-o rules|json]")
 		fmt.Fprintln(stderr, "\nPrints what NAME would apply: the iptables-restore text, or the assignment with")
 		fmt.Fprintln(stderr, "each target's share of new connections. Exit 1 when the specs are invalid.")
 		fs.PrintDefaults()
 	}
-	return fs
-}
-
-// problems lists what is wrong with the arguments, except --dispatch.
-func (o *planOptions) problems(fs *flag.FlagSet) []string {
-	var problems []string
-	if fs.NArg() > 0 {
-		problems = append(problems, fmt.Sprintf("unexpected argument %q", fs.Arg(0)))
-	}
-	if o.specs == "" {
-		problems = append(problems, "--specs is required")
-	}
-	if o.node == "" {
-		problems = append(problems, "--node is required")
-	}
-	if o.output != "rules" && o.output != "json" {
-		problems = append(problems, fmt.Sprintf("unknown output format %q (want rules or json)", o.output))
-	}
-	return problems
-}
-
-// runPlan implements `weir plan --specs DIR --node NAME [--alive a,b,...]
-// [-o rules|json]`: what NAME would apply for the spec tree in DIR when the
-// hosts in --alive (default: every host of the tree) are alive. Exit 1 with
-// FILE:LINE: message lines when the tree is invalid, 2 on usage or I/O errors.
-func runPlan(_ context.Context, args []string, stdout, stderr io.Writer) int {
-	var o planOptions
-	fs := planFlags(&o, stderr)
 	if err := parseFlags(fs, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK
 		}
 		return exitUsage
 	}
-	problems := o.problems(fs)
-	var opts reconcile.RenderOptions
-	switch o.dispatch {
-	case "tree":
-	case "linear":
-		opts.Dispatch = reconcile.LinearDispatch
-	default:
-		problems = append(problems, fmt.Sprintf("unknown dispatch %q (want tree or linear)", o.dispatch))
-	}
+	opts, problems := planProblems(fs, *specs, *node, *output, *dispatch)
 	if len(problems) > 0 {
 		for _, p := range problems {
 			fmt.Fprintln(stderr, "weir plan: "+p)
@@ -91,19 +53,46 @@ func runPlan(_ context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 
-	s, code := loadPlanSpecs(o.specs, stderr)
+	s, code := loadPlanSpecs(*specs, stderr)
 	if s == nil {
 		return code
 	}
-	names := planAlive(s, o.alive, o.node, stderr)
+	names := planAlive(s, *alive, *node, stderr)
 	p := reconcile.Assign(s, names)
-	for _, w := range reconcile.RenderWarnings(p, o.node) {
+	for _, w := range reconcile.RenderWarnings(p, *node) {
 		fmt.Fprintln(stderr, "weir plan: warning: "+w)
 	}
-	if o.output == "json" {
-		return writePlanJSON(stdout, stderr, o.node, p)
+	if *output == "json" {
+		return writePlanJSON(stdout, stderr, *node, p)
 	}
-	return writePlanRules(stdout, p, o.node, opts)
+	return writePlanRules(stdout, p, *node, opts)
+}
+
+// planProblems lists what is wrong with the arguments of `weir plan`, and
+// returns the render options --dispatch asks for.
+func planProblems(fs *flag.FlagSet, specs, node, output, dispatch string) (reconcile.RenderOptions, []string) {
+	var problems []string
+	if fs.NArg() > 0 {
+		problems = append(problems, fmt.Sprintf("unexpected argument %q", fs.Arg(0)))
+	}
+	if specs == "" {
+		problems = append(problems, "--specs is required")
+	}
+	if node == "" {
+		problems = append(problems, "--node is required")
+	}
+	if output != "rules" && output != "json" {
+		problems = append(problems, fmt.Sprintf("unknown output format %q (want rules or json)", output))
+	}
+	var opts reconcile.RenderOptions
+	switch dispatch {
+	case "tree":
+	case "linear":
+		opts.Dispatch = reconcile.LinearDispatch
+	default:
+		problems = append(problems, fmt.Sprintf("unknown dispatch %q (want tree or linear)", dispatch))
+	}
+	return opts, problems
 }
 
 // loadPlanSpecs loads the spec tree in dir. On failure it prints the

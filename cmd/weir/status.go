@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -20,42 +19,29 @@ import (
 // statusPoll is how often `weir status --wait` asks again.
 const statusPoll = 500 * time.Millisecond
 
-// statusOptions are the flags of `weir status`.
-type statusOptions struct {
-	api, output, join, keyFile, clusterName, bind, profile, name string
-	wait, timeout, settle                                        time.Duration
-}
-
-// statusFlags declares the flags of `weir status` on a new FlagSet.
-func statusFlags(o *statusOptions, stderr io.Writer) *flag.FlagSet {
-	fs := newFlagSet("status", stderr)
-	fs.StringVar(&o.api, "api", "127.0.0.1:7947", "the local agent's HTTP API address")
-	fs.StringVar(&o.output, "o", "table", "output: table or json")
-	fs.DurationVar(&o.wait, "wait", 0, "poll until converged on the newest revision, up to this long (e.g. 60s)")
-	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "how long one attempt to reach the agent or to join the cluster may take")
-	fs.StringVar(&o.join, "join", "", "observer mode: join the cluster at these seeds IP:PORT,... instead of asking an agent")
-	fs.StringVar(&o.keyFile, "gossip-key-file", "", "observer mode: gossip key file (one base64 key per line)")
-	fs.StringVar(&o.clusterName, "cluster", "", "observer mode: cluster name (memberlist label)")
-	fs.StringVar(&o.bind, "bind", "", "observer mode: IP:PORT to gossip from (default: the local address that routes to the first seed, any port)")
-	fs.StringVar(&o.profile, "gossip-profile", "lan", "observer mode: memberlist profile lan, local or wan")
-	fs.StringVar(&o.name, "observer-name", "", "observer mode: node name (default weir-status-HOSTNAME-PID)")
-	fs.DurationVar(&o.settle, "settle", time.Second, "observer mode: how long to listen after joining before reporting")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: weir status [--api ADDR] [-o table|json] [--wait DURATION]\n"+
-			"       weir status --join IP:PORT[,...] [--gossip-key-file F] [--cluster NAME] [-o table|json] [--wait DURATION]\n\nflags:")
-		fs.PrintDefaults()
-	}
-	return fs
-}
-
 // runStatus shows the cluster as gossip tells it: by asking the local agent's
 // API (GET /status), or, with --join, by joining the cluster itself as an
 // observer for a moment. Exit 0 when the cluster has converged on the newest
 // revision, 1 when it has not (with --wait: not by the deadline), 2 when no
 // answer could be had.
 func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	var o statusOptions
-	fs := statusFlags(&o, stderr)
+	fs := newFlagSet("status", stderr)
+	api := fs.String("api", "127.0.0.1:7947", "the local agent's HTTP API address")
+	output := fs.String("o", "table", "output: table or json")
+	wait := fs.Duration("wait", 0, "poll until converged on the newest revision, up to this long (e.g. 60s)")
+	timeout := fs.Duration("timeout", 10*time.Second, "how long one attempt to reach the agent or to join the cluster may take")
+	join := fs.String("join", "", "observer mode: join the cluster at these seeds IP:PORT,... instead of asking an agent")
+	keyFile := fs.String("gossip-key-file", "", "observer mode: gossip key file (one base64 key per line)")
+	clusterName := fs.String("cluster", "", "observer mode: cluster name (memberlist label)")
+	bind := fs.String("bind", "", "observer mode: IP:PORT to gossip from (default: the local address that routes to the first seed, any port)")
+	profile := fs.String("gossip-profile", "lan", "observer mode: memberlist profile lan, local or wan")
+	name := fs.String("observer-name", "", "observer mode: node name (default weir-status-HOSTNAME-PID)")
+	settle := fs.Duration("settle", time.Second, "observer mode: how long to listen after joining before reporting")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: weir status [--api ADDR] [-o table|json] [--wait DURATION]\n"+
+			"       weir status --join IP:PORT[,...] [--gossip-key-file F] [--cluster NAME] [-o table|json] [--wait DURATION]\n\nflags:")
+		fs.PrintDefaults()
+	}
 	if err := parseFlags(fs, args); err != nil {
 		return exitUsage
 	}
@@ -63,64 +49,66 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintf(stderr, "weir status: unexpected argument %q\n", fs.Arg(0))
 		return exitUsage
 	}
-	if o.output != "table" && o.output != "json" {
-		fmt.Fprintf(stderr, "weir status: -o %q: want table or json\n", o.output)
+	if *output != "table" && *output != "json" {
+		fmt.Fprintf(stderr, "weir status: -o %q: want table or json\n", *output)
 		return exitUsage
 	}
-	fetch, stop, err := o.fetcher(ctx, stderr)
-	if err != nil {
-		fmt.Fprintf(stderr, "weir status: %v\n", err)
-		return exitUsage
-	}
-	defer stop()
 
-	s, err := waitStatus(ctx, fetch, o.wait)
+	fetch := agentStatus(*api, *timeout)
+	if *join != "" {
+		obs, err := startObserver(ctx, observerOptions{
+			seeds: splitList(*join), keyFile: *keyFile, label: *clusterName, bind: *bind,
+			profile: *profile, name: *name, timeout: *timeout, settle: *settle, stderr: stderr,
+		})
+		if err != nil {
+			fmt.Fprintf(stderr, "weir status: %v\n", err)
+			return exitUsage
+		}
+		defer leaveObserver(obs, stderr)
+		fetch = observerStatus(obs)
+	}
+
+	s, err := waitStatus(ctx, fetch, *wait)
 	if err != nil && s == nil {
 		fmt.Fprintf(stderr, "weir status: %v\n", err)
-		if o.wait > 0 {
+		if *wait > 0 {
 			return exitFail
 		}
 		return exitUsage
 	}
-	if perr := printStatus(stdout, o.output, *s); perr != nil {
+	if perr := printStatus(stdout, *output, *s); perr != nil {
 		fmt.Fprintf(stderr, "weir status: %v\n", perr)
 		return exitUsage
 	}
 	if ok, reason := s.Current(); !ok {
-		if o.wait > 0 {
-			fmt.Fprintf(stderr, "weir status: not converged after %v: %s\n", o.wait, reason)
+		if *wait > 0 {
+			fmt.Fprintf(stderr, "weir status: not converged after %v: %s\n", *wait, reason)
 		}
 		return exitFail
 	}
 	return exitOK
 }
 
-// fetcher returns how to get the status: from the agent's API, or with
-// --join from an observer it starts now; stop leaves and shuts the observer
-// down.
-func (o *statusOptions) fetcher(ctx context.Context, stderr io.Writer) (fetch func(context.Context) (cluster.Status, error), stop func(), err error) {
-	if o.join == "" {
-		client := &http.Client{Timeout: o.timeout}
-		url := statusURL(o.api)
-		return func(ctx context.Context) (cluster.Status, error) { return getStatus(ctx, client, url) }, func() {}, nil
-	}
-	obs, err := startObserver(ctx, observerOptions{
-		seeds: splitList(o.join), keyFile: o.keyFile, label: o.clusterName, bind: o.bind,
-		profile: o.profile, name: o.name, timeout: o.timeout, settle: o.settle, stderr: stderr,
-	})
-	if err != nil {
-		return nil, nil, err
-	}
-	stop = func() {
-		if err := obs.Leave(2 * time.Second); err != nil {
-			fmt.Fprintf(stderr, "weir status: %v\n", err)
-		}
-		_ = obs.Shutdown()
-	}
-	fetch = func(context.Context) (cluster.Status, error) {
+// agentStatus asks the agent's API at api for the status.
+func agentStatus(api string, timeout time.Duration) func(context.Context) (cluster.Status, error) {
+	client := &http.Client{Timeout: timeout}
+	url := statusURL(api)
+	return func(ctx context.Context) (cluster.Status, error) { return getStatus(ctx, client, url) }
+}
+
+// observerStatus builds the status from an observer's member view.
+func observerStatus(obs *cluster.Cluster) func(context.Context) (cluster.Status, error) {
+	return func(context.Context) (cluster.Status, error) {
 		return cluster.BuildStatus("", obs.Members()), nil
 	}
-	return fetch, stop, nil
+}
+
+// leaveObserver leaves the cluster and stops the observer.
+func leaveObserver(obs *cluster.Cluster, stderr io.Writer) {
+	if err := obs.Leave(2 * time.Second); err != nil {
+		fmt.Fprintf(stderr, "weir status: %v\n", err)
+	}
+	_ = obs.Shutdown()
 }
 
 // waitStatus fetches once, or with wait > 0 polls until the cluster has
