@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+
+	"weir/spec"
 )
 
 // DefaultDebounce is how long a directory must stay quiet after a file event
@@ -124,7 +126,7 @@ func (d *Dir) read(ctx context.Context) (Snapshot, error) {
 			return err
 		}
 		rel = filepath.ToSlash(rel)
-		if isHidden(de.Name()) {
+		if spec.IsHidden(de.Name()) {
 			if de.IsDir() {
 				return fs.SkipDir
 			}
@@ -134,7 +136,7 @@ func (d *Dir) read(ctx context.Context) (Snapshot, error) {
 		case de.IsDir():
 			return nil
 		case de.Type()&fs.ModeSymlink != 0:
-			if !isSpecFile(rel) {
+			if !spec.IsSpecFile(rel) {
 				return nil
 			}
 			target, err := os.Readlink(p)
@@ -146,7 +148,7 @@ func (d *Dir) read(ctx context.Context) (Snapshot, error) {
 			}
 			b.addSymlink(rel, target)
 			return nil
-		case de.Type().IsRegular() && isSpecFile(rel):
+		case de.Type().IsRegular() && spec.IsSpecFile(rel):
 			f, err := os.Open(p)
 			if errors.Is(err, fs.ErrNotExist) {
 				return nil
@@ -235,7 +237,7 @@ func (d *Dir) handle(w *fsnotify.Watcher, ev fsnotify.Event) bool {
 	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
 		return false
 	}
-	if rel != "." && hasHiddenElem(filepath.ToSlash(rel)) {
+	if rel != "." && spec.IsHiddenPath(filepath.ToSlash(rel)) {
 		return false
 	}
 	if ev.Has(fsnotify.Create) {
@@ -263,7 +265,7 @@ func (d *Dir) addTree(w *fsnotify.Watcher, dir string) {
 		if !de.IsDir() {
 			return nil
 		}
-		if p != d.root && isHidden(de.Name()) {
+		if p != d.root && spec.IsHidden(de.Name()) {
 			return fs.SkipDir
 		}
 		if err := w.Add(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -309,14 +311,8 @@ type osTree string
 
 func (t osTree) path(p string) string { return filepath.Join(string(t), filepath.FromSlash(p)) }
 
-func (t osTree) lstat(p string) (fs.FileMode, error) {
-	fi, err := os.Lstat(t.path(p))
-	if err != nil {
-		return 0, err
-	}
-	return fi.Mode().Type(), nil
-}
+func (t osTree) Lstat(p string) (fs.FileInfo, error) { return os.Lstat(t.path(p)) }
 
-func (t osTree) readlink(p string) (string, error) { return os.Readlink(t.path(p)) }
+func (t osTree) ReadLink(p string) (string, error) { return os.Readlink(t.path(p)) }
 
 func (t osTree) open(p string) (io.ReadCloser, error) { return os.Open(t.path(p)) }

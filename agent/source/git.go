@@ -33,6 +33,8 @@ import (
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 	gitssh "github.com/go-git/go-git/v5/plumbing/transport/ssh"
 	"github.com/go-git/go-git/v5/storage/memory"
+
+	"weir/spec"
 )
 
 // Defaults of GitConfig.
@@ -566,7 +568,7 @@ func snapshotTree(objects storer.EncodedObjectStorer, tree *object.Tree) (Snapsh
 		if err != nil {
 			return Snapshot{}, err
 		}
-		if e.Mode == filemode.Dir || e.Mode == filemode.Submodule || !isSpecFile(name) || hasHiddenElem(name) {
+		if e.Mode == filemode.Dir || e.Mode == filemode.Submodule || !spec.IsSpecFile(name) || spec.IsHiddenPath(name) {
 			continue
 		}
 		blob, err := object.GetBlob(objects, e.Hash)
@@ -605,23 +607,25 @@ type gitTree struct {
 	tree    *object.Tree
 }
 
-func (t gitTree) lstat(p string) (fs.FileMode, error) {
+// Lstat implements spec.LinkReader; only the type bits of the mode are set.
+func (t gitTree) Lstat(p string) (fs.FileInfo, error) {
 	e, err := t.tree.FindEntry(p)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	switch e.Mode {
 	case filemode.Dir:
-		return fs.ModeDir, nil
+		return entryInfo{e.Name, fs.ModeDir}, nil
 	case filemode.Symlink:
-		return fs.ModeSymlink, nil
+		return entryInfo{e.Name, fs.ModeSymlink}, nil
 	case filemode.Regular, filemode.Executable, filemode.Deprecated:
-		return 0, nil
+		return entryInfo{e.Name, 0}, nil
 	}
-	return 0, fmt.Errorf("%s: unsupported git file mode %s", p, e.Mode)
+	return nil, fmt.Errorf("%s: unsupported git file mode %s", p, e.Mode)
 }
 
-func (t gitTree) readlink(p string) (string, error) {
+// ReadLink implements spec.LinkReader.
+func (t gitTree) ReadLink(p string) (string, error) {
 	r, err := t.open(p)
 	if err != nil {
 		return "", err
@@ -630,6 +634,19 @@ func (t gitTree) readlink(p string) (string, error) {
 	b, err := io.ReadAll(io.LimitReader(r, 4096))
 	return string(b), err
 }
+
+// entryInfo is the fs.FileInfo of a tree entry: its name and type.
+type entryInfo struct {
+	name string
+	mode fs.FileMode
+}
+
+func (i entryInfo) Name() string       { return i.name }
+func (i entryInfo) Size() int64        { return 0 }
+func (i entryInfo) Mode() fs.FileMode  { return i.mode }
+func (i entryInfo) ModTime() time.Time { return time.Time{} }
+func (i entryInfo) IsDir() bool        { return i.mode.IsDir() }
+func (i entryInfo) Sys() any           { return nil }
 
 func (t gitTree) open(p string) (io.ReadCloser, error) {
 	e, err := t.tree.FindEntry(p)
