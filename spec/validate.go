@@ -1,12 +1,11 @@
 package spec
 
 import (
-	"fmt"
+	"maps"
 	"net/netip"
 	"regexp"
 	"slices"
 	"strconv"
-	"strings"
 )
 
 // MaxWeight is the largest weight a balancer may give a target. It keeps the
@@ -201,7 +200,7 @@ func (d *docCtx) balancer(doc *balancerDoc) {
 			d.errorf("spec.weights", "spec.weights: weights are not allowed with strategy roundrobin, which gives every target an equal share")
 		}
 		b.Weights = map[string]int{}
-		for _, g := range sortedKeys(s.Weights) {
+		for _, g := range slices.Sorted(maps.Keys(s.Weights)) {
 			p := "spec.weights." + g
 			if d.bad[p] || d.label(p, "guest name", g) == "" {
 				continue
@@ -215,138 +214,4 @@ func (d *docCtx) balancer(doc *balancerDoc) {
 		}
 	}
 	d.l.balancers = append(d.l.balancers, b)
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
-}
-
-// checkTree runs the checks that span documents: unique names and addresses,
-// distinct frontends, and (when references is set) that every service and
-// weighted guest a balancer names exists.
-func (l *loader) checkTree(references bool) {
-	hosts := map[string]Pos{}
-	guests := map[string]*guestDef{}
-	type owner struct {
-		what string
-		pos  Pos
-	}
-	addrs := map[netip.Addr]owner{}
-	useAddr := func(d *docCtx, path string, a netip.Addr, what string) {
-		if !a.IsValid() || d.bad[path] {
-			return
-		}
-		if o, dup := addrs[a]; dup {
-			d.errorf(path, "duplicate address %s (first used by %s at %s)", a, o.what, o.pos)
-			return
-		}
-		addrs[a] = owner{what, d.pos(path)}
-	}
-	services := map[string]bool{}
-	for _, h := range l.hosts {
-		d := h.doc
-		if h.Name != "" {
-			if first, dup := hosts[h.Name]; dup {
-				d.errorf("metadata.name", "duplicate host %q (first defined at %s)", h.Name, first)
-			} else {
-				hosts[h.Name] = h.Pos
-			}
-		}
-		useAddr(d, "spec.address", h.Address, fmt.Sprintf("host %q", h.Name))
-		for i := range h.guests {
-			g := &h.guests[i]
-			if g.Name != "" {
-				if first, dup := guests[g.Name]; dup {
-					d.errorf(g.path+".name", "duplicate guest %q (first defined at %s)", g.Name, first.Pos)
-				} else {
-					guests[g.Name] = g
-				}
-			}
-			useAddr(d, g.path+".address", g.Address, fmt.Sprintf("guest %q", g.Name))
-			for _, s := range g.Services {
-				services[s] = true
-			}
-		}
-	}
-
-	balancers := map[string]Pos{}
-	frontends := map[string]*balancerDef{}
-	for _, b := range l.balancers {
-		d := b.doc
-		if b.Name != "" {
-			if first, dup := balancers[b.Name]; dup {
-				d.errorf("metadata.name", "duplicate balancer %q (first defined at %s)", b.Name, first)
-			} else {
-				balancers[b.Name] = b.Pos
-			}
-		}
-		fe := b.Frontend
-		if fe.Address.IsValid() {
-			if o, taken := addrs[fe.Address]; taken {
-				d.errorf("spec.frontend.address", "spec.frontend.address: %s is the address of %s (%s); a frontend needs an address of its own", fe.Address, o.what, o.pos)
-			}
-			if fe.Port != 0 && !d.bad["spec.frontend.protocol"] {
-				key := frontendKey(fe)
-				if first, dup := frontends[key]; dup {
-					d.errorf("spec.frontend", "frontend %s is already used by balancer %q (%s)", key, first.Name, first.Pos)
-				} else {
-					frontends[key] = b
-				}
-			}
-		}
-		if !references {
-			continue
-		}
-		if b.Source != "" && !services[b.Source] {
-			d.errorf("spec.source", "spec.source: no guest runs service %q", b.Source)
-		}
-		if b.Target != "" && !services[b.Target] {
-			d.errorf("spec.target", "spec.target: no guest runs service %q", b.Target)
-		}
-		if b.Target == "" || !services[b.Target] {
-			continue
-		}
-		for _, name := range sortedKeys(b.Weights) {
-			p := "spec.weights." + name
-			g, ok := guests[name]
-			switch {
-			case !ok:
-				d.errorf(p, "%s: guest %q is not defined", p, name)
-			case !slices.Contains(g.Services, b.Target):
-				d.errorf(p, "%s: guest %q does not run target service %q (defined at %s)", p, name, b.Target, g.Pos)
-			}
-		}
-	}
-}
-
-// frontendKey renders a frontend as ADDRESS:PORT/PROTOCOL, bracketing IPv6.
-func frontendKey(f Frontend) string {
-	return netip.AddrPortFrom(f.Address, f.Port).String() + "/" + string(f.Protocol)
-}
-
-// build assembles the Spec from a tree that passed every check.
-func (l *loader) build() *Spec {
-	s := &Spec{}
-	for _, h := range l.hosts {
-		host := h.Host
-		for _, g := range h.guests {
-			guest := g.Guest
-			guest.Host = host.Name
-			slices.Sort(guest.Services)
-			host.Guests = append(host.Guests, guest)
-		}
-		slices.SortFunc(host.Guests, func(a, b Guest) int { return strings.Compare(a.Name, b.Name) })
-		s.Hosts = append(s.Hosts, host)
-	}
-	slices.SortFunc(s.Hosts, func(a, b Host) int { return strings.Compare(a.Name, b.Name) })
-	for _, b := range l.balancers {
-		s.Balancers = append(s.Balancers, b.Balancer)
-	}
-	slices.SortFunc(s.Balancers, func(a, b Balancer) int { return strings.Compare(a.Name, b.Name) })
-	return s
 }
