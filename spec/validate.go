@@ -121,29 +121,33 @@ func (d *docCtx) host(doc *hostDoc) {
 	h.Address = d.addr("spec.address", doc.Spec.Address)
 	for i, g := range doc.Spec.Guests {
 		p := "spec.guests[" + strconv.Itoa(i) + "]"
-		if d.bad[p] {
-			continue
+		if !d.bad[p] {
+			h.guests = append(h.guests, d.guest(p, g))
 		}
-		gd := guestDef{path: p}
-		gd.Name = d.name(p+".name", "guest name", g.Name)
-		gd.Pos = d.pos(p + ".name")
-		gd.Address = d.addr(p+".address", g.Address)
-		seen := map[string]int{}
-		for j, s := range g.Services {
-			sp := p + ".services[" + strconv.Itoa(j) + "]"
-			if d.bad[sp] || d.label(sp, "service name", s) == "" {
-				continue
-			}
-			if first, dup := seen[s]; dup {
-				d.errorf(sp, "duplicate service %q in guest %q (first listed at line %d)", s, g.Name, first)
-				continue
-			}
-			seen[s] = d.lines[sp]
-			gd.Services = append(gd.Services, s)
-		}
-		h.guests = append(h.guests, gd)
 	}
 	d.l.hosts = append(d.l.hosts, h)
+}
+
+// guest validates the guest at path p of a Host document.
+func (d *docCtx) guest(p string, g guestDoc) guestDef {
+	gd := guestDef{path: p}
+	gd.Name = d.name(p+".name", "guest name", g.Name)
+	gd.Pos = d.pos(p + ".name")
+	gd.Address = d.addr(p+".address", g.Address)
+	seen := map[string]int{}
+	for j, s := range g.Services {
+		sp := p + ".services[" + strconv.Itoa(j) + "]"
+		if d.bad[sp] || d.label(sp, "service name", s) == "" {
+			continue
+		}
+		if first, dup := seen[s]; dup {
+			d.errorf(sp, "duplicate service %q in guest %q (first listed at line %d)", s, g.Name, first)
+			continue
+		}
+		seen[s] = d.lines[sp]
+		gd.Services = append(gd.Services, s)
+	}
+	return gd
 }
 
 // apiVersionOf checks a decoded document's apiVersion.
@@ -167,51 +171,70 @@ func (d *docCtx) balancer(doc *balancerDoc) {
 	d.required("spec")
 	b.Source = d.name("spec.source", "service name", s.Source)
 	b.Target = d.name("spec.target", "service name", s.Target)
-	if d.required("spec.frontend") {
-		b.Frontend.Address = d.addr("spec.frontend.address", s.Frontend.Address)
-		if d.required("spec.frontend.port") {
-			b.Frontend.Port = d.port("spec.frontend.port", s.Frontend.Port)
-		}
-	}
-	b.Frontend.Protocol = TCP
-	if d.present("spec.frontend.protocol") {
-		switch p := Protocol(s.Frontend.Protocol); p {
-		case TCP, UDP, SCTP:
-			b.Frontend.Protocol = p
-		default:
-			d.errorf("spec.frontend.protocol", "spec.frontend.protocol: unknown protocol %q (want tcp, udp or sctp)", s.Frontend.Protocol)
-		}
-	}
+	b.Frontend = d.frontend(s.Frontend)
 	b.TargetPort = b.Frontend.Port
 	if d.present("spec.targetPort") {
 		b.TargetPort = d.port("spec.targetPort", s.TargetPort)
 	}
-	b.Strategy = Random
-	if d.present("spec.strategy") {
-		switch st := Strategy(s.Strategy); st {
-		case Random, RoundRobin:
-			b.Strategy = st
-		default:
-			d.errorf("spec.strategy", "spec.strategy: unknown strategy %q (want random or roundrobin)", s.Strategy)
-		}
-	}
-	if len(s.Weights) > 0 && d.present("spec.weights") {
-		if b.Strategy == RoundRobin {
-			d.errorf("spec.weights", "spec.weights: weights are not allowed with strategy roundrobin, which gives every target an equal share")
-		}
-		b.Weights = map[string]int{}
-		for _, g := range slices.Sorted(maps.Keys(s.Weights)) {
-			p := "spec.weights." + g
-			if d.bad[p] || d.label(p, "guest name", g) == "" {
-				continue
-			}
-			w := s.Weights[g]
-			if w < 1 || w > MaxWeight {
-				d.errorf(p, "%s: weight %d must be a positive integer of at most %d", p, w, MaxWeight)
-				continue
-			}
-			b.Weights[g] = int(w)
-		}
-	}
+	b.Strategy = d.strategy(s.Strategy)
+	b.Weights = d.weights(s.Weights, b.Strategy)
 	d.l.balancers = append(d.l.balancers, b)
+}
+
+// frontend checks spec.frontend; the protocol defaults to tcp.
+func (d *docCtx) frontend(f frontendDoc) Frontend {
+	var fe Frontend
+	if d.required("spec.frontend") {
+		fe.Address = d.addr("spec.frontend.address", f.Address)
+		if d.required("spec.frontend.port") {
+			fe.Port = d.port("spec.frontend.port", f.Port)
+		}
+	}
+	fe.Protocol = TCP
+	if d.present("spec.frontend.protocol") {
+		switch p := Protocol(f.Protocol); p {
+		case TCP, UDP, SCTP:
+			fe.Protocol = p
+		default:
+			d.errorf("spec.frontend.protocol", "spec.frontend.protocol: unknown protocol %q (want tcp, udp or sctp)", f.Protocol)
+		}
+	}
+	return fe
+}
+
+// strategy checks spec.strategy, random by default.
+func (d *docCtx) strategy(v string) Strategy {
+	if !d.present("spec.strategy") {
+		return Random
+	}
+	switch st := Strategy(v); st {
+	case Random, RoundRobin:
+		return st
+	}
+	d.errorf("spec.strategy", "spec.strategy: unknown strategy %q (want random or roundrobin)", v)
+	return Random
+}
+
+// weights checks spec.weights, in guest name order; nil when none are given.
+func (d *docCtx) weights(ws map[string]int64, st Strategy) map[string]int {
+	if len(ws) == 0 || !d.present("spec.weights") {
+		return nil
+	}
+	if st == RoundRobin {
+		d.errorf("spec.weights", "spec.weights: weights are not allowed with strategy roundrobin, which gives every target an equal share")
+	}
+	out := map[string]int{}
+	for _, g := range slices.Sorted(maps.Keys(ws)) {
+		p := "spec.weights." + g
+		if d.bad[p] || d.label(p, "guest name", g) == "" {
+			continue
+		}
+		w := ws[g]
+		if w < 1 || w > MaxWeight {
+			d.errorf(p, "%s: weight %d must be a positive integer of at most %d", p, w, MaxWeight)
+			continue
+		}
+		out[g] = int(w)
+	}
+	return out
 }
