@@ -126,10 +126,10 @@ func (d *Dir) read(ctx context.Context) (Snapshot, error) {
 // symlink with a spec file's name, and skips hidden entries.
 func (d *Dir) visit(ctx context.Context, b *snapshotBuilder, p string, de fs.DirEntry, err error) error {
 	if err != nil {
-		if p != d.root && errors.Is(err, fs.ErrNotExist) {
-			return nil // removed while walking: it is simply not part of this snapshot
+		if p == d.root {
+			return err
 		}
-		return err
+		return unlessGone(err)
 	}
 	if err := ctx.Err(); err != nil {
 		return err
@@ -160,32 +160,33 @@ func (d *Dir) visit(ctx context.Context, b *snapshotBuilder, p string, de fs.Dir
 	return nil
 }
 
-// addDirSymlink adds the symlink at p to b as rel; one removed since the
-// walk listed it is not part of the snapshot.
+// addDirSymlink adds the symlink at p to b as rel.
 func addDirSymlink(b *snapshotBuilder, p, rel string) error {
 	target, err := os.Readlink(p)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
 	if err != nil {
-		return err
+		return unlessGone(err)
 	}
 	b.addSymlink(rel, target)
 	return nil
 }
 
-// addDirFile adds the file at p to b as rel; one removed since the walk
-// listed it is not part of the snapshot.
+// addDirFile adds the file at p to b as rel.
 func addDirFile(b *snapshotBuilder, p, rel string) error {
 	f, err := os.Open(p)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
 	if err != nil {
-		return err
+		return unlessGone(err)
 	}
 	defer f.Close()
 	return b.addFile(rel, f)
+}
+
+// unlessGone drops the error of an entry removed since the walk listed it:
+// it is simply not part of this snapshot.
+func unlessGone(err error) error {
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return err
 }
 
 // Watch watches the tree recursively until ctx ends and calls changed once a
