@@ -5,9 +5,10 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path"
 	"path/filepath"
 	"strings"
+
+	"weir/spec"
 )
 
 // The last good revision lives under the state directory as
@@ -25,12 +26,6 @@ const (
 	revisionFile   = "revision"
 	specsDir       = "specs"
 )
-
-// isSpecFile reports whether the loader reads name: *.yaml and *.yml files.
-func isSpecFile(name string) bool {
-	ext := strings.ToLower(path.Ext(name))
-	return ext == ".yaml" || ext == ".yml"
-}
 
 // saveLastGood persists the spec files of fsys as the last good revision rev.
 func saveLastGood(stateDir, rev string, fsys fs.FS) error {
@@ -87,9 +82,10 @@ func removeStale(stateDir, keep string) {
 	}
 }
 
-// copySpecs copies the spec files of fsys into dst, skipping hidden
-// directories as the loader does. A symlinked file is copied as its content
-// (the loader has already refused links that leave the tree).
+// copySpecs copies the spec files of fsys into dst, skipping hidden files
+// and directories: what the loader reads (spec.IsSpecFile, spec.IsHidden). A
+// symlinked file is copied as its content (the loader has already refused
+// links that leave the tree).
 func copySpecs(fsys fs.FS, dst string) error {
 	if err := os.MkdirAll(dst, 0o700); err != nil {
 		return fmt.Errorf("creating %s: %w", dst, err)
@@ -98,10 +94,13 @@ func copySpecs(fsys fs.FS, dst string) error {
 		if err != nil {
 			return fmt.Errorf("reading spec tree at %s: %w", p, err)
 		}
-		if d.IsDir() {
-			if p != "." && strings.HasPrefix(d.Name(), ".") {
+		if p != "." && spec.IsHidden(d.Name()) {
+			if d.IsDir() {
 				return fs.SkipDir
 			}
+			return nil
+		}
+		if d.IsDir() {
 			if p != "." {
 				if err := os.MkdirAll(filepath.Join(dst, filepath.FromSlash(p)), 0o700); err != nil {
 					return fmt.Errorf("creating %s: %w", p, err)
@@ -109,7 +108,7 @@ func copySpecs(fsys fs.FS, dst string) error {
 			}
 			return nil
 		}
-		if !isSpecFile(p) || !(d.Type().IsRegular() || d.Type()&fs.ModeSymlink != 0) {
+		if !spec.IsSpecFile(d.Name()) || !(d.Type().IsRegular() || d.Type()&fs.ModeSymlink != 0) {
 			return nil
 		}
 		b, err := fs.ReadFile(fsys, p)

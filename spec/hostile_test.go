@@ -271,8 +271,8 @@ func TestLoadDirIOErrors(t *testing.T) {
 	}
 }
 
-// TestHiddenAndOtherFilesAreSkipped checks that only *.yaml and *.yml outside hidden
-// directories are read.
+// TestHiddenAndOtherFilesAreSkipped checks that only *.yaml and *.yml (lower
+// case) outside hidden directories and not hidden themselves are read.
 func TestHiddenAndOtherFilesAreSkipped(t *testing.T) {
 	bad := "this is: [not valid"
 	fsys := baseTree(t, map[string]string{
@@ -281,6 +281,9 @@ func TestHiddenAndOtherFilesAreSkipped(t *testing.T) {
 		".gitlab-ci.yml":        bad,
 		"notes.txt":             bad,
 		"hosts.yaml.orig":       bad,
+		"upper.YAML":            bad,
+		"mixed.Yml":             bad,
+		".x.yaml":               bad,
 		"sub/.hidden/x.yaml":    bad,
 		"sub/more.yml":          "apiVersion: weir/v1\nkind: Host\nmetadata: {name: host-c}\nspec: {address: 198.18.0.3}\n",
 	})

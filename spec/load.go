@@ -1,12 +1,10 @@
 package spec
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
-	"path"
 	"slices"
 	"strings"
 )
@@ -19,8 +17,6 @@ const (
 	// MaxFiles is the most files (of any name, outside hidden directories) a
 	// spec tree may hold; the walk stops at the first file beyond it.
 	MaxFiles = 10000
-	// maxSymlinkHops bounds symlink resolution, like the kernel's ELOOP limit.
-	maxSymlinkHops = 40
 )
 
 // LoadDir loads the spec tree rooted at the directory dir; see Load. A dir that
@@ -111,7 +107,7 @@ func (l *loader) walk() ([]specFile, error) {
 			l.errorf(p, 1, "cannot read: %s", ioText(err))
 			return nil
 		}
-		if p != "." && strings.HasPrefix(d.Name(), ".") {
+		if p != "." && IsHidden(d.Name()) {
 			if d.IsDir() {
 				return fs.SkipDir
 			}
@@ -125,7 +121,7 @@ func (l *loader) walk() ([]specFile, error) {
 			l.errorf(p, 1, "spec tree has more than %d files; refusing to load it", MaxFiles)
 			return fs.SkipAll
 		}
-		if isSpecFile(d.Name()) {
+		if IsSpecFile(d.Name()) {
 			files = append(files, specFile{path: p, symlink: d.Type()&fs.ModeSymlink != 0})
 		}
 		return nil
@@ -140,27 +136,11 @@ func (l *loader) walk() ([]specFile, error) {
 	return files, nil
 }
 
-// isSpecFile reports whether a file name is one Load reads.
-func isSpecFile(name string) bool {
-	return strings.HasSuffix(name, ".yaml") || strings.HasSuffix(name, ".yml")
-}
-
 // read returns the contents of f, or records why it cannot be used.
 func (l *loader) read(f specFile) ([]byte, bool) {
-	name := f.path
-	if f.symlink {
-		if _, ok := l.fsys.(fs.ReadLinkFS); !ok {
-			// Without ReadLink, Lstat follows links and nothing could
-			// tell a target outside the tree from one inside.
-			l.errorf(f.path, 1, "symlink cannot be checked: the file system does not support reading links")
-			return nil, false
-		}
-		target, err := resolveInside(l.fsys, f.path)
-		if err != nil {
-			l.errorf(f.path, 1, "%s", err)
-			return nil, false
-		}
-		name = target
+	name, ok := l.target(f)
+	if !ok {
+		return nil, false
 	}
 	info, err := fs.Stat(l.fsys, name)
 	if err != nil {
@@ -178,9 +158,35 @@ func (l *loader) read(f specFile) ([]byte, bool) {
 		l.errorf(f.path, 1, "file is %d bytes, over the %d-byte (1 MiB) limit", info.Size(), MaxFileSize)
 		return nil, false
 	}
+	return l.readLimited(f.path, name)
+}
+
+// target returns the path inside the tree that f names: f itself, or where
+// the symlink f resolves to.
+func (l *loader) target(f specFile) (string, bool) {
+	if !f.symlink {
+		return f.path, true
+	}
+	links, ok := l.fsys.(fs.ReadLinkFS)
+	if !ok {
+		// Without ReadLink, Lstat follows links and nothing could
+		// tell a target outside the tree from one inside.
+		l.errorf(f.path, 1, "symlink cannot be checked: the file system does not support reading links")
+		return "", false
+	}
+	name, err := ResolveInside(links, f.path)
+	if err != nil {
+		l.errorf(f.path, 1, "%s", err)
+		return "", false
+	}
+	return name, true
+}
+
+// readLimited reads the file name, reported as file, up to MaxFileSize.
+func (l *loader) readLimited(file, name string) ([]byte, bool) {
 	r, err := l.fsys.Open(name)
 	if err != nil {
-		l.errorf(f.path, 1, "cannot read: %s", ioText(err))
+		l.errorf(file, 1, "cannot read: %s", ioText(err))
 		return nil, false
 	}
 	defer r.Close()
@@ -188,77 +194,12 @@ func (l *loader) read(f specFile) ([]byte, bool) {
 	// that does not know): never read more than the limit.
 	data, err := io.ReadAll(io.LimitReader(r, MaxFileSize+1))
 	if err != nil {
-		l.errorf(f.path, 1, "cannot read: %s", ioText(err))
+		l.errorf(file, 1, "cannot read: %s", ioText(err))
 		return nil, false
 	}
 	if len(data) > MaxFileSize {
-		l.errorf(f.path, 1, "file is over the %d-byte (1 MiB) limit", MaxFileSize)
+		l.errorf(file, 1, "file is over the %d-byte (1 MiB) limit", MaxFileSize)
 		return nil, false
 	}
 	return data, true
-}
-
-// resolveInside follows the symlink name, and every symlink met on the way,
-// component by component, and returns the path inside fsys it finally names.
-// It fails when any step leaves the root (an absolute target, or ".." above
-// the root), when a link is dangling, or after maxSymlinkHops links.
-func resolveInside(fsys fs.FS, name string) (string, error) {
-	var done []string                // resolved components, none a symlink
-	todo := strings.Split(name, "/") // components still to resolve
-	first := ""                      // the target of name itself, for messages
-	leaves := func() error { return fmt.Errorf("symlink to %s leaves the spec tree", first) }
-	for hops := 0; len(todo) > 0; {
-		c := todo[0]
-		todo = todo[1:]
-		switch c {
-		case "", ".":
-			continue
-		case "..":
-			if len(done) == 0 {
-				return "", leaves()
-			}
-			done = done[:len(done)-1]
-			continue
-		}
-		p := path.Join(append(slices.Clone(done), c)...)
-		info, err := fs.Lstat(fsys, p)
-		if errors.Is(err, fs.ErrNotExist) {
-			return "", fmt.Errorf("dangling symlink to %s: %s does not exist", first, p)
-		}
-		if err != nil {
-			return "", fmt.Errorf("cannot resolve symlink: %s", ioText(err))
-		}
-		if info.Mode()&fs.ModeSymlink == 0 {
-			done = append(done, c)
-			continue
-		}
-		if hops++; hops > maxSymlinkHops {
-			return "", fmt.Errorf("symlink to %s: too many levels of symlinks", first)
-		}
-		target, err := fs.ReadLink(fsys, p)
-		if err != nil {
-			return "", fmt.Errorf("cannot read symlink: %s", ioText(err))
-		}
-		if first == "" {
-			first = target
-		}
-		if strings.HasPrefix(target, "/") || strings.HasPrefix(target, `\`) {
-			return "", leaves()
-		}
-		todo = append(strings.Split(target, "/"), todo...)
-	}
-	if len(done) == 0 {
-		return ".", nil
-	}
-	return path.Join(done...), nil
-}
-
-// ioText is the cause of an fs error without the operation and path, which
-// the FILE: prefix already gives.
-func ioText(err error) string {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return pe.Err.Error()
-	}
-	return err.Error()
 }

@@ -1,12 +1,11 @@
 package spec
 
 import (
-	"fmt"
+	"maps"
 	"net/netip"
 	"regexp"
 	"slices"
 	"strconv"
-	"strings"
 )
 
 // MaxWeight is the largest weight a balancer may give a target. It keeps the
@@ -122,29 +121,33 @@ func (d *docCtx) host(doc *hostDoc) {
 	h.Address = d.addr("spec.address", doc.Spec.Address)
 	for i, g := range doc.Spec.Guests {
 		p := "spec.guests[" + strconv.Itoa(i) + "]"
-		if d.bad[p] {
-			continue
+		if !d.bad[p] {
+			h.guests = append(h.guests, d.guest(p, g))
 		}
-		gd := guestDef{path: p}
-		gd.Name = d.name(p+".name", "guest name", g.Name)
-		gd.Pos = d.pos(p + ".name")
-		gd.Address = d.addr(p+".address", g.Address)
-		seen := map[string]int{}
-		for j, s := range g.Services {
-			sp := p + ".services[" + strconv.Itoa(j) + "]"
-			if d.bad[sp] || d.label(sp, "service name", s) == "" {
-				continue
-			}
-			if first, dup := seen[s]; dup {
-				d.errorf(sp, "duplicate service %q in guest %q (first listed at line %d)", s, g.Name, first)
-				continue
-			}
-			seen[s] = d.lines[sp]
-			gd.Services = append(gd.Services, s)
-		}
-		h.guests = append(h.guests, gd)
 	}
 	d.l.hosts = append(d.l.hosts, h)
+}
+
+// guest validates the guest at path p of a Host document.
+func (d *docCtx) guest(p string, g guestDoc) guestDef {
+	gd := guestDef{path: p}
+	gd.Name = d.name(p+".name", "guest name", g.Name)
+	gd.Pos = d.pos(p + ".name")
+	gd.Address = d.addr(p+".address", g.Address)
+	seen := map[string]int{}
+	for j, s := range g.Services {
+		sp := p + ".services[" + strconv.Itoa(j) + "]"
+		if d.bad[sp] || d.label(sp, "service name", s) == "" {
+			continue
+		}
+		if first, dup := seen[s]; dup {
+			d.errorf(sp, "duplicate service %q in guest %q (first listed at line %d)", s, g.Name, first)
+			continue
+		}
+		seen[s] = d.lines[sp]
+		gd.Services = append(gd.Services, s)
+	}
+	return gd
 }
 
 // apiVersionOf checks a decoded document's apiVersion.
@@ -168,185 +171,70 @@ func (d *docCtx) balancer(doc *balancerDoc) {
 	d.required("spec")
 	b.Source = d.name("spec.source", "service name", s.Source)
 	b.Target = d.name("spec.target", "service name", s.Target)
-	if d.required("spec.frontend") {
-		b.Frontend.Address = d.addr("spec.frontend.address", s.Frontend.Address)
-		if d.required("spec.frontend.port") {
-			b.Frontend.Port = d.port("spec.frontend.port", s.Frontend.Port)
-		}
-	}
-	b.Frontend.Protocol = TCP
-	if d.present("spec.frontend.protocol") {
-		switch p := Protocol(s.Frontend.Protocol); p {
-		case TCP, UDP, SCTP:
-			b.Frontend.Protocol = p
-		default:
-			d.errorf("spec.frontend.protocol", "spec.frontend.protocol: unknown protocol %q (want tcp, udp or sctp)", s.Frontend.Protocol)
-		}
-	}
+	b.Frontend = d.frontend(s.Frontend)
 	b.TargetPort = b.Frontend.Port
 	if d.present("spec.targetPort") {
 		b.TargetPort = d.port("spec.targetPort", s.TargetPort)
 	}
-	b.Strategy = Random
-	if d.present("spec.strategy") {
-		switch st := Strategy(s.Strategy); st {
-		case Random, RoundRobin:
-			b.Strategy = st
-		default:
-			d.errorf("spec.strategy", "spec.strategy: unknown strategy %q (want random or roundrobin)", s.Strategy)
-		}
-	}
-	if len(s.Weights) > 0 && d.present("spec.weights") {
-		if b.Strategy == RoundRobin {
-			d.errorf("spec.weights", "spec.weights: weights are not allowed with strategy roundrobin, which gives every target an equal share")
-		}
-		b.Weights = map[string]int{}
-		for _, g := range sortedKeys(s.Weights) {
-			p := "spec.weights." + g
-			if d.bad[p] || d.label(p, "guest name", g) == "" {
-				continue
-			}
-			w := s.Weights[g]
-			if w < 1 || w > MaxWeight {
-				d.errorf(p, "%s: weight %d must be a positive integer of at most %d", p, w, MaxWeight)
-				continue
-			}
-			b.Weights[g] = int(w)
-		}
-	}
+	b.Strategy = d.strategy(s.Strategy)
+	b.Weights = d.weights(s.Weights, b.Strategy)
 	d.l.balancers = append(d.l.balancers, b)
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
+// frontend checks spec.frontend; the protocol defaults to tcp.
+func (d *docCtx) frontend(f frontendDoc) Frontend {
+	var fe Frontend
+	if d.required("spec.frontend") {
+		fe.Address = d.addr("spec.frontend.address", f.Address)
+		if d.required("spec.frontend.port") {
+			fe.Port = d.port("spec.frontend.port", f.Port)
+		}
 	}
-	slices.Sort(keys)
-	return keys
+	fe.Protocol = TCP
+	if d.present("spec.frontend.protocol") {
+		switch p := Protocol(f.Protocol); p {
+		case TCP, UDP, SCTP:
+			fe.Protocol = p
+		default:
+			d.errorf("spec.frontend.protocol", "spec.frontend.protocol: unknown protocol %q (want tcp, udp or sctp)", f.Protocol)
+		}
+	}
+	return fe
 }
 
-// checkTree runs the checks that span documents: unique names and addresses,
-// distinct frontends, and (when references is set) that every service and
-// weighted guest a balancer names exists.
-func (l *loader) checkTree(references bool) {
-	hosts := map[string]Pos{}
-	guests := map[string]*guestDef{}
-	type owner struct {
-		what string
-		pos  Pos
+// strategy checks spec.strategy, random by default.
+func (d *docCtx) strategy(v string) Strategy {
+	if !d.present("spec.strategy") {
+		return Random
 	}
-	addrs := map[netip.Addr]owner{}
-	useAddr := func(d *docCtx, path string, a netip.Addr, what string) {
-		if !a.IsValid() || d.bad[path] {
-			return
-		}
-		if o, dup := addrs[a]; dup {
-			d.errorf(path, "duplicate address %s (first used by %s at %s)", a, o.what, o.pos)
-			return
-		}
-		addrs[a] = owner{what, d.pos(path)}
+	switch st := Strategy(v); st {
+	case Random, RoundRobin:
+		return st
 	}
-	services := map[string]bool{}
-	for _, h := range l.hosts {
-		d := h.doc
-		if h.Name != "" {
-			if first, dup := hosts[h.Name]; dup {
-				d.errorf("metadata.name", "duplicate host %q (first defined at %s)", h.Name, first)
-			} else {
-				hosts[h.Name] = h.Pos
-			}
-		}
-		useAddr(d, "spec.address", h.Address, fmt.Sprintf("host %q", h.Name))
-		for i := range h.guests {
-			g := &h.guests[i]
-			if g.Name != "" {
-				if first, dup := guests[g.Name]; dup {
-					d.errorf(g.path+".name", "duplicate guest %q (first defined at %s)", g.Name, first.Pos)
-				} else {
-					guests[g.Name] = g
-				}
-			}
-			useAddr(d, g.path+".address", g.Address, fmt.Sprintf("guest %q", g.Name))
-			for _, s := range g.Services {
-				services[s] = true
-			}
-		}
-	}
+	d.errorf("spec.strategy", "spec.strategy: unknown strategy %q (want random or roundrobin)", v)
+	return Random
+}
 
-	balancers := map[string]Pos{}
-	frontends := map[string]*balancerDef{}
-	for _, b := range l.balancers {
-		d := b.doc
-		if b.Name != "" {
-			if first, dup := balancers[b.Name]; dup {
-				d.errorf("metadata.name", "duplicate balancer %q (first defined at %s)", b.Name, first)
-			} else {
-				balancers[b.Name] = b.Pos
-			}
-		}
-		fe := b.Frontend
-		if fe.Address.IsValid() {
-			if o, taken := addrs[fe.Address]; taken {
-				d.errorf("spec.frontend.address", "spec.frontend.address: %s is the address of %s (%s); a frontend needs an address of its own", fe.Address, o.what, o.pos)
-			}
-			if fe.Port != 0 && !d.bad["spec.frontend.protocol"] {
-				key := frontendKey(fe)
-				if first, dup := frontends[key]; dup {
-					d.errorf("spec.frontend", "frontend %s is already used by balancer %q (%s)", key, first.Name, first.Pos)
-				} else {
-					frontends[key] = b
-				}
-			}
-		}
-		if !references {
+// weights checks spec.weights, in guest name order; nil when none are given.
+func (d *docCtx) weights(ws map[string]int64, st Strategy) map[string]int {
+	if len(ws) == 0 || !d.present("spec.weights") {
+		return nil
+	}
+	if st == RoundRobin {
+		d.errorf("spec.weights", "spec.weights: weights are not allowed with strategy roundrobin, which gives every target an equal share")
+	}
+	out := map[string]int{}
+	for _, g := range slices.Sorted(maps.Keys(ws)) {
+		p := "spec.weights." + g
+		if d.bad[p] || d.label(p, "guest name", g) == "" {
 			continue
 		}
-		if b.Source != "" && !services[b.Source] {
-			d.errorf("spec.source", "spec.source: no guest runs service %q", b.Source)
-		}
-		if b.Target != "" && !services[b.Target] {
-			d.errorf("spec.target", "spec.target: no guest runs service %q", b.Target)
-		}
-		if b.Target == "" || !services[b.Target] {
+		w := ws[g]
+		if w < 1 || w > MaxWeight {
+			d.errorf(p, "%s: weight %d must be a positive integer of at most %d", p, w, MaxWeight)
 			continue
 		}
-		for _, name := range sortedKeys(b.Weights) {
-			p := "spec.weights." + name
-			g, ok := guests[name]
-			switch {
-			case !ok:
-				d.errorf(p, "%s: guest %q is not defined", p, name)
-			case !slices.Contains(g.Services, b.Target):
-				d.errorf(p, "%s: guest %q does not run target service %q (defined at %s)", p, name, b.Target, g.Pos)
-			}
-		}
+		out[g] = int(w)
 	}
-}
-
-// frontendKey renders a frontend as ADDRESS:PORT/PROTOCOL, bracketing IPv6.
-func frontendKey(f Frontend) string {
-	return netip.AddrPortFrom(f.Address, f.Port).String() + "/" + string(f.Protocol)
-}
-
-// build assembles the Spec from a tree that passed every check.
-func (l *loader) build() *Spec {
-	s := &Spec{}
-	for _, h := range l.hosts {
-		host := h.Host
-		for _, g := range h.guests {
-			guest := g.Guest
-			guest.Host = host.Name
-			slices.Sort(guest.Services)
-			host.Guests = append(host.Guests, guest)
-		}
-		slices.SortFunc(host.Guests, func(a, b Guest) int { return strings.Compare(a.Name, b.Name) })
-		s.Hosts = append(s.Hosts, host)
-	}
-	slices.SortFunc(s.Hosts, func(a, b Host) int { return strings.Compare(a.Name, b.Name) })
-	for _, b := range l.balancers {
-		s.Balancers = append(s.Balancers, b.Balancer)
-	}
-	slices.SortFunc(s.Balancers, func(a, b Balancer) int { return strings.Compare(a.Name, b.Name) })
-	return s
+	return out
 }

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+
+	"weir/spec"
 )
 
 // DefaultDebounce is how long a directory must stay quiet after a file event
@@ -104,60 +106,11 @@ func observation(rev string, err error) string {
 	return rev
 }
 
+// read copies the tree into a snapshot.
 func (d *Dir) read(ctx context.Context) (Snapshot, error) {
 	b := newSnapshotBuilder()
 	err := filepath.WalkDir(d.root, func(p string, de fs.DirEntry, err error) error {
-		if err != nil {
-			if p != d.root && errors.Is(err, fs.ErrNotExist) {
-				return nil // removed while walking: it is simply not part of this snapshot
-			}
-			return err
-		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if p == d.root {
-			return nil
-		}
-		rel, err := filepath.Rel(d.root, p)
-		if err != nil {
-			return err
-		}
-		rel = filepath.ToSlash(rel)
-		if isHidden(de.Name()) {
-			if de.IsDir() {
-				return fs.SkipDir
-			}
-			return nil
-		}
-		switch {
-		case de.IsDir():
-			return nil
-		case de.Type()&fs.ModeSymlink != 0:
-			if !isSpecFile(rel) {
-				return nil
-			}
-			target, err := os.Readlink(p)
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil
-			}
-			if err != nil {
-				return err
-			}
-			b.addSymlink(rel, target)
-			return nil
-		case de.Type().IsRegular() && isSpecFile(rel):
-			f, err := os.Open(p)
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil
-			}
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			return b.addFile(rel, f)
-		}
-		return nil
+		return d.visit(ctx, b, p, de, err)
 	})
 	if err == nil {
 		err = b.addLinkTargets(osTree(d.root))
@@ -167,6 +120,73 @@ func (d *Dir) read(ctx context.Context) (Snapshot, error) {
 	}
 	files, rev := b.finish()
 	return Snapshot{Revision: rev, FS: files}, nil
+}
+
+// visit adds the entry p of the walk to b when it is a spec file or a
+// symlink with a spec file's name, and skips hidden entries.
+func (d *Dir) visit(ctx context.Context, b *snapshotBuilder, p string, de fs.DirEntry, err error) error {
+	if err != nil {
+		if p == d.root {
+			return err
+		}
+		return unlessGone(err)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if p == d.root {
+		return nil
+	}
+	if spec.IsHidden(de.Name()) {
+		if de.IsDir() {
+			return fs.SkipDir
+		}
+		return nil
+	}
+	if de.IsDir() || !spec.IsSpecFile(de.Name()) {
+		return nil
+	}
+	rel, err := filepath.Rel(d.root, p)
+	if err != nil {
+		return err
+	}
+	rel = filepath.ToSlash(rel)
+	switch {
+	case de.Type()&fs.ModeSymlink != 0:
+		return addDirSymlink(b, p, rel)
+	case de.Type().IsRegular():
+		return addDirFile(b, p, rel)
+	}
+	return nil
+}
+
+// addDirSymlink adds the symlink at p to b as rel.
+func addDirSymlink(b *snapshotBuilder, p, rel string) error {
+	target, err := os.Readlink(p)
+	if err != nil {
+		return unlessGone(err)
+	}
+	b.addSymlink(rel, target)
+	return nil
+}
+
+// addDirFile adds the file at p to b as rel.
+func addDirFile(b *snapshotBuilder, p, rel string) error {
+	f, err := os.Open(p)
+	if err != nil {
+		return unlessGone(err)
+	}
+	defer f.Close()
+	return b.addFile(rel, f)
+}
+
+// unlessGone drops the error of an entry removed since the walk listed it:
+// it is simply not part of this snapshot.
+func unlessGone(err error) error {
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return err
 }
 
 // Watch watches the tree recursively until ctx ends and calls changed once a
@@ -183,22 +203,10 @@ func (d *Dir) Watch(ctx context.Context, changed func()) {
 	}
 	defer w.Close()
 	d.addTree(w, d.root)
-
 	// Settle once at start: edits made between the caller's first Latest and
 	// the watches being in place produced no event.
-	timer := time.NewTimer(0)
-	defer timer.Stop()
-	pending, first := true, time.Now()
-
-	schedule := func() {
-		now := time.Now()
-		if !pending {
-			pending, first = true, now
-		}
-		wait := min(d.debounce, first.Add(d.maxDelay).Sub(now))
-		timer.Reset(max(wait, 0))
-	}
-
+	q := newQuiet(d.debounce, d.maxDelay)
+	defer q.timer.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -208,24 +216,57 @@ func (d *Dir) Watch(ctx context.Context, changed func()) {
 				return
 			}
 			if d.handle(w, ev) {
-				schedule()
+				q.touch()
 			}
 		case err, ok := <-w.Errors:
 			if !ok {
 				return
 			}
-			d.log.Warn("watching spec directory", "dir", d.root, "err", err)
-			if errors.Is(err, fsnotify.ErrEventOverflow) {
-				// Events were lost, possibly the creation of a directory:
-				// watch everything again and re-read.
-				d.addTree(w, d.root)
-				schedule()
+			if d.watchError(w, err) {
+				q.touch()
 			}
-		case <-timer.C:
-			pending = false
+		case <-q.timer.C:
+			q.pending = false
 			d.settle(ctx, changed)
 		}
 	}
+}
+
+// watchError logs a watcher error and reports whether the tree must be read
+// again.
+func (d *Dir) watchError(w *fsnotify.Watcher, err error) bool {
+	d.log.Warn("watching spec directory", "dir", d.root, "err", err)
+	if !errors.Is(err, fsnotify.ErrEventOverflow) {
+		return false
+	}
+	// Events were lost, possibly the creation of a directory: watch
+	// everything again and re-read.
+	d.addTree(w, d.root)
+	return true
+}
+
+// quiet is the debounce timer of Watch: it fires debounce after the last
+// touch, but no later than maxDelay after the first touch since it last fired.
+type quiet struct {
+	debounce, maxDelay time.Duration
+	timer              *time.Timer
+	pending            bool      // touched since the timer last fired
+	first              time.Time // the first of those touches
+}
+
+// newQuiet returns a quiet timer that fires at once.
+func newQuiet(debounce, maxDelay time.Duration) *quiet {
+	return &quiet{debounce: debounce, maxDelay: maxDelay, timer: time.NewTimer(0), pending: true, first: time.Now()}
+}
+
+// touch (re)arms the timer for one more event.
+func (q *quiet) touch() {
+	now := time.Now()
+	if !q.pending {
+		q.pending, q.first = true, now
+	}
+	wait := min(q.debounce, q.first.Add(q.maxDelay).Sub(now))
+	q.timer.Reset(max(wait, 0))
 }
 
 // handle updates the watch list for one event and reports whether the event
@@ -235,7 +276,7 @@ func (d *Dir) handle(w *fsnotify.Watcher, ev fsnotify.Event) bool {
 	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
 		return false
 	}
-	if rel != "." && hasHiddenElem(filepath.ToSlash(rel)) {
+	if rel != "." && spec.IsHiddenPath(filepath.ToSlash(rel)) {
 		return false
 	}
 	if ev.Has(fsnotify.Create) {
@@ -263,7 +304,7 @@ func (d *Dir) addTree(w *fsnotify.Watcher, dir string) {
 		if !de.IsDir() {
 			return nil
 		}
-		if p != d.root && isHidden(de.Name()) {
+		if p != d.root && spec.IsHidden(de.Name()) {
 			return fs.SkipDir
 		}
 		if err := w.Add(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -309,14 +350,8 @@ type osTree string
 
 func (t osTree) path(p string) string { return filepath.Join(string(t), filepath.FromSlash(p)) }
 
-func (t osTree) lstat(p string) (fs.FileMode, error) {
-	fi, err := os.Lstat(t.path(p))
-	if err != nil {
-		return 0, err
-	}
-	return fi.Mode().Type(), nil
-}
+func (t osTree) Lstat(p string) (fs.FileInfo, error) { return os.Lstat(t.path(p)) }
 
-func (t osTree) readlink(p string) (string, error) { return os.Readlink(t.path(p)) }
+func (t osTree) ReadLink(p string) (string, error) { return os.Readlink(t.path(p)) }
 
 func (t osTree) open(p string) (io.ReadCloser, error) { return os.Open(t.path(p)) }

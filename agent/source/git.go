@@ -4,35 +4,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"io/fs"
 	"log/slog"
 	"math/rand/v2"
-	"net"
 	"net/url"
-	"os"
 	"path"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
-	"github.com/ProtonMail/go-crypto/openpgp"
-	"github.com/ProtonMail/go-crypto/openpgp/armor"
-	pgperrors "github.com/ProtonMail/go-crypto/openpgp/errors"
-	"github.com/ProtonMail/go-crypto/openpgp/packet"
 	git "github.com/go-git/go-git/v5"
-	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
-	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
-	"github.com/go-git/go-git/v5/plumbing/storer"
 	"github.com/go-git/go-git/v5/plumbing/transport"
-	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
-	gitssh "github.com/go-git/go-git/v5/plumbing/transport/ssh"
-	"github.com/go-git/go-git/v5/storage/memory"
 )
 
 // Defaults of GitConfig.
@@ -124,42 +108,13 @@ func NewGit(cfg GitConfig) (*Git, error) {
 		return nil, errors.New("git source: no repository URL")
 	}
 	name := redactURL(cfg.URL)
-	if cfg.StateDir == "" {
-		return nil, fmt.Errorf("git source %s: no state directory", name)
-	}
-	if cfg.Branch == "" {
-		cfg.Branch = DefaultBranch
-	}
-	if !plumbing.NewBranchReferenceName(cfg.Branch).IsBranch() || strings.ContainsAny(cfg.Branch, " ~^:?*[\\") {
-		return nil, fmt.Errorf("git source %s: invalid branch name %q", name, cfg.Branch)
-	}
-	p, err := cleanSpecPath(cfg.Path)
+	cfg, err := cfg.withDefaults(name)
 	if err != nil {
-		return nil, fmt.Errorf("git source %s: %w", name, err)
+		return nil, err
 	}
-	cfg.Path = p
-	if cfg.Poll <= 0 {
-		cfg.Poll = DefaultPoll
-	}
-	cfg.Backoff = cfg.Backoff.withDefaults(cfg.Poll)
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
-	if cfg.Rand == nil {
-		cfg.Rand = rand.Float64
-	}
-	ep, err := transport.NewEndpoint(cfg.URL)
+	ep, err := cfg.endpoint(name)
 	if err != nil {
-		return nil, fmt.Errorf("git source: parsing URL %q: %w", name, err)
-	}
-	if cfg.SSHKeyFile != "" && ep.Protocol != "ssh" {
-		return nil, fmt.Errorf("git source %s: an SSH key is given but the URL is not an ssh URL", name)
-	}
-	if cfg.PasswordFile != "" && ep.Protocol != "http" && ep.Protocol != "https" {
-		return nil, fmt.Errorf("git source %s: a password file is given but the URL is not an http(s) URL", name)
+		return nil, err
 	}
 	g := &Git{
 		cfg:      cfg,
@@ -171,23 +126,62 @@ func NewGit(cfg GitConfig) (*Git, error) {
 	}
 	g.log = cfg.Logger.With("repo", g.name, "branch", cfg.Branch)
 	if cfg.VerifyKeysFile != "" {
-		data, err := os.ReadFile(cfg.VerifyKeysFile)
-		if err != nil {
-			return nil, fmt.Errorf("git source: reading verify keys: %w", err)
+		if g.keyRing, err = readKeyRing(cfg.VerifyKeysFile); err != nil {
+			return nil, err
 		}
-		ring, err := openpgp.ReadArmoredKeyRing(strings.NewReader(string(data)))
-		if err != nil {
-			return nil, fmt.Errorf("git source: reading verify keys %s: %w", cfg.VerifyKeysFile, err)
-		}
-		if len(ring) == 0 {
-			return nil, fmt.Errorf("git source: verify keys %s holds no key", cfg.VerifyKeysFile)
-		}
-		g.keyRing = string(data)
 	}
 	if _, err := g.auth(); err != nil { // fail at start on an unreadable key file, not at the first poll
 		return nil, err
 	}
 	return g, nil
+}
+
+// withDefaults checks the state directory, branch and path of c and fills
+// in the defaults; name is the URL for messages.
+func (c GitConfig) withDefaults(name string) (GitConfig, error) {
+	if c.StateDir == "" {
+		return c, fmt.Errorf("git source %s: no state directory", name)
+	}
+	if c.Branch == "" {
+		c.Branch = DefaultBranch
+	}
+	if !plumbing.NewBranchReferenceName(c.Branch).IsBranch() || strings.ContainsAny(c.Branch, " ~^:?*[\\") {
+		return c, fmt.Errorf("git source %s: invalid branch name %q", name, c.Branch)
+	}
+	p, err := cleanSpecPath(c.Path)
+	if err != nil {
+		return c, fmt.Errorf("git source %s: %w", name, err)
+	}
+	c.Path = p
+	if c.Poll <= 0 {
+		c.Poll = DefaultPoll
+	}
+	c.Backoff = c.Backoff.withDefaults(c.Poll)
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Rand == nil {
+		c.Rand = rand.Float64
+	}
+	return c, nil
+}
+
+// endpoint parses the URL and checks that the credentials given suit it.
+func (c GitConfig) endpoint(name string) (*transport.Endpoint, error) {
+	ep, err := transport.NewEndpoint(c.URL)
+	if err != nil {
+		return nil, fmt.Errorf("git source: parsing URL %q: %w", name, err)
+	}
+	if c.SSHKeyFile != "" && ep.Protocol != "ssh" {
+		return nil, fmt.Errorf("git source %s: an SSH key is given but the URL is not an ssh URL", name)
+	}
+	if c.PasswordFile != "" && ep.Protocol != "http" && ep.Protocol != "https" {
+		return nil, fmt.Errorf("git source %s: a password file is given but the URL is not an http(s) URL", name)
+	}
+	return ep, nil
 }
 
 // redactURL drops a password or token embedded in an http(s) URL, so it
@@ -237,47 +231,6 @@ func (g *Git) Stats() GitStats {
 	return g.stats
 }
 
-// auth builds the transport credentials for the URL's protocol; nil means none.
-func (g *Git) auth() (transport.AuthMethod, error) {
-	switch {
-	case g.cfg.SSHKeyFile != "":
-		user := g.ep.User
-		if user == "" {
-			user = "git"
-		}
-		keys, err := gitssh.NewPublicKeysFromFile(user, g.cfg.SSHKeyFile, "")
-		if err != nil {
-			return nil, fmt.Errorf("git source %s: reading ssh key %s: %w", g.name, g.cfg.SSHKeyFile, err)
-		}
-		if g.cfg.KnownHostsFile != "" {
-			db, err := gitssh.NewKnownHostsDb(g.cfg.KnownHostsFile)
-			if err != nil {
-				return nil, fmt.Errorf("git source %s: reading known hosts %s: %w", g.name, g.cfg.KnownHostsFile, err)
-			}
-			port := g.ep.Port
-			if port == 0 {
-				port = 22
-			}
-			keys.HostKeyCallback = db.HostKeyCallback()
-			keys.HostKeyAlgorithms = db.HostKeyAlgorithms(net.JoinHostPort(g.ep.Host, strconv.Itoa(port)))
-		}
-		return keys, nil
-	case g.cfg.PasswordFile != "":
-		data, err := os.ReadFile(g.cfg.PasswordFile)
-		if err != nil {
-			return nil, fmt.Errorf("git source %s: reading password file: %w", g.name, err)
-		}
-		user := g.cfg.Username
-		if user == "" {
-			user = "git"
-		}
-		return &githttp.BasicAuth{Username: user, Password: strings.TrimRight(string(data), "\r\n")}, nil
-	case g.cfg.Username != "":
-		return &githttp.BasicAuth{Username: g.cfg.Username}, nil
-	}
-	return nil, nil
-}
-
 // Latest lists the remote branch and, when it points elsewhere than the last
 // snapshot, fetches it (shallow, forced, so a rewritten branch is followed),
 // verifies the commit's signature when keys are configured, checks the spec
@@ -317,21 +270,11 @@ func (g *Git) latest(ctx context.Context) (Snapshot, string, error) {
 	if g.last.Revision == hash.String() {
 		return g.last, hash.String(), nil
 	}
-	repo, err := g.open()
+	repo, commit, err := g.commitAt(ctx, hash)
 	if err != nil {
 		return Snapshot{}, errorObservation(err), err
 	}
-	if _, err := repo.CommitObject(hash); err != nil {
-		// Not here yet (a restart keeps the clone, so it may be).
-		if hash, err = g.fetch(ctx, repo, hash); err != nil {
-			return Snapshot{}, errorObservation(err), err
-		}
-	}
-	commit, err := repo.CommitObject(hash)
-	if err != nil {
-		err = fmt.Errorf("git source %s: reading fetched commit %s: %w", g.name, hash, err)
-		return Snapshot{}, errorObservation(err), err
-	}
+	hash = commit.Hash
 	if err := g.verify(commit); err != nil {
 		return Snapshot{}, hash.String(), err
 	}
@@ -356,301 +299,25 @@ func (g *Git) latest(ctx context.Context) (Snapshot, string, error) {
 	return snap, hash.String(), nil
 }
 
-func errorObservation(err error) string {
-	for _, k := range []error{ErrUnreachable, ErrBranchNotFound, ErrNotRepository, ErrAuth} {
-		if errors.Is(err, k) {
-			return "error:" + k.Error()
+// commitAt returns the clone and the commit the branch points to, fetching
+// when the listed hash is not in the clone yet (a restart keeps the clone,
+// so it may be); the branch may have moved on by then.
+func (g *Git) commitAt(ctx context.Context, listed plumbing.Hash) (*git.Repository, *object.Commit, error) {
+	repo, err := g.open()
+	if err != nil {
+		return nil, nil, err
+	}
+	hash := listed
+	if _, err := repo.CommitObject(hash); err != nil {
+		if hash, err = g.fetch(ctx, repo, listed); err != nil {
+			return nil, nil, err
 		}
 	}
-	return "error:" + err.Error()
-}
-
-// list returns the hash the remote branch points to. It uses a detached
-// in-memory remote, so Watch can list while Latest holds the clone.
-func (g *Git) list(ctx context.Context) (plumbing.Hash, error) {
-	g.smu.Lock()
-	g.stats.Lists++
-	g.smu.Unlock()
-	auth, err := g.auth()
+	commit, err := repo.CommitObject(hash)
 	if err != nil {
-		return plumbing.ZeroHash, err
+		return nil, nil, fmt.Errorf("git source %s: reading fetched commit %s: %w", g.name, hash, err)
 	}
-	rem := git.NewRemote(memory.NewStorage(), &config.RemoteConfig{Name: remoteName, URLs: []string{g.cfg.URL}})
-	refs, err := rem.ListContext(ctx, &git.ListOptions{Auth: auth})
-	if err != nil {
-		return plumbing.ZeroHash, g.classify("listing", err)
-	}
-	for _, r := range refs {
-		if r.Name() == g.refName && r.Type() == plumbing.HashReference {
-			return r.Hash(), nil
-		}
-	}
-	return plumbing.ZeroHash, &kindError{msg: fmt.Sprintf("branch %q not found on %s", g.cfg.Branch, g.name), kind: ErrBranchNotFound}
-}
-
-// classify turns a transport error into one of the sentinel kinds.
-func (g *Git) classify(op string, err error) error {
-	var netErr net.Error
-	switch {
-	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
-		return fmt.Errorf("git source %s: %s: %w", g.name, op, err)
-	case errors.Is(err, transport.ErrEmptyRemoteRepository):
-		return &kindError{msg: fmt.Sprintf("branch %q not found on %s (the repository is empty)", g.cfg.Branch, g.name), kind: ErrBranchNotFound}
-	case errors.Is(err, transport.ErrRepositoryNotFound):
-		return &kindError{msg: fmt.Sprintf("%s is not a git repository", g.name), kind: ErrNotRepository, cause: err}
-	case errors.Is(err, transport.ErrAuthenticationRequired), errors.Is(err, transport.ErrAuthorizationFailed), errors.Is(err, transport.ErrInvalidAuthMethod):
-		return &kindError{msg: fmt.Sprintf("%s %s", op, g.name), kind: ErrAuth, cause: err}
-	case errors.As(err, &netErr), errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET),
-		errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH), errors.Is(err, io.ErrUnexpectedEOF):
-		return &kindError{msg: fmt.Sprintf("git server %s unreachable", g.name), kind: ErrUnreachable, cause: err}
-	}
-	return fmt.Errorf("git source %s: %s: %w", g.name, op, err)
-}
-
-// open opens the clone, creating it empty when it does not exist, is not a
-// repository, or belongs to another URL (the --repo flag changed).
-func (g *Git) open() (*git.Repository, error) {
-	if g.repo != nil {
-		return g.repo, nil
-	}
-	repo, err := git.PlainOpen(g.repoDir)
-	if err == nil {
-		if rem, rerr := repo.Remote(remoteName); rerr == nil && len(rem.Config().URLs) == 1 && rem.Config().URLs[0] == g.cfg.URL {
-			g.repo = repo
-			return repo, nil
-		}
-		g.log.Info("clone belongs to another repository; cloning again", "dir", g.repoDir)
-	} else if !errors.Is(err, git.ErrRepositoryNotExists) {
-		g.log.Warn("clone unreadable; cloning again", "dir", g.repoDir, "err", err)
-	}
-	if err := os.RemoveAll(g.repoDir); err != nil {
-		return nil, fmt.Errorf("git source %s: removing old clone: %w", g.name, err)
-	}
-	// Init plus a remote, rather than PlainClone: the first fetch is then the
-	// same code as every later one, and a failed first clone leaves a valid
-	// empty repository instead of a half-written directory.
-	repo, err = git.PlainInit(g.repoDir, false)
-	if err != nil {
-		return nil, fmt.Errorf("git source %s: creating clone in %s: %w", g.name, g.repoDir, err)
-	}
-	_, err = repo.CreateRemote(&config.RemoteConfig{
-		Name:  remoteName,
-		URLs:  []string{g.cfg.URL},
-		Fetch: []config.RefSpec{g.refSpec()},
-	})
-	if err != nil {
-		return nil, fmt.Errorf("git source %s: configuring clone: %w", g.name, err)
-	}
-	g.repo = repo
-	return repo, nil
-}
-
-// refSpec maps only the followed branch, forced ("+"): a force-pushed branch
-// replaces the tracking ref instead of failing as a non-fast-forward.
-func (g *Git) refSpec() config.RefSpec {
-	return config.RefSpec(fmt.Sprintf("+%s:%s", g.refName, g.trackRef))
-}
-
-// fetch fetches the branch with depth 1 and returns the commit it now points
-// to (listed may already be stale when someone pushed in between).
-func (g *Git) fetch(ctx context.Context, repo *git.Repository, listed plumbing.Hash) (plumbing.Hash, error) {
-	auth, err := g.auth()
-	if err != nil {
-		return plumbing.ZeroHash, err
-	}
-	start := time.Now()
-	err = repo.FetchContext(ctx, &git.FetchOptions{
-		RemoteName: remoteName,
-		RefSpecs:   []config.RefSpec{g.refSpec()},
-		Depth:      1,
-		Force:      true,
-		Tags:       git.NoTags,
-		Auth:       auth,
-	})
-	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
-		if errors.Is(err, git.NoMatchingRefSpecError{}) {
-			return plumbing.ZeroHash, &kindError{msg: fmt.Sprintf("branch %q not found on %s", g.cfg.Branch, g.name), kind: ErrBranchNotFound}
-		}
-		return plumbing.ZeroHash, g.classify("fetching", err)
-	}
-	g.smu.Lock()
-	g.stats.Fetches++
-	g.smu.Unlock()
-	ref, err := repo.Reference(g.trackRef, true)
-	if err != nil {
-		return plumbing.ZeroHash, fmt.Errorf("git source %s: reading %s after fetch: %w", g.name, g.trackRef, err)
-	}
-	g.log.Debug("fetched", "listed", short(listed), "fetched", short(ref.Hash()), "took", time.Since(start))
-	return ref.Hash(), nil
-}
-
-// verify refuses the commit unless it carries an OpenPGP signature by one of
-// the configured keys. Only the tip is checked, as Flux does: it is the
-// revision that gets applied, and with a shallow clone its ancestors are not
-// even present.
-func (g *Git) verify(c *object.Commit) error {
-	if g.keyRing == "" {
-		return nil
-	}
-	if strings.TrimSpace(c.PGPSignature) == "" {
-		return &kindError{msg: fmt.Sprintf("commit %s is not signed", short(c.Hash)), kind: ErrSignature}
-	}
-	if _, err := c.Verify(g.keyRing); err != nil {
-		key := signatureKey(c.PGPSignature)
-		if errors.Is(err, pgperrors.ErrUnknownIssuer) {
-			return &kindError{msg: fmt.Sprintf("commit %s is signed by unknown key %s", short(c.Hash), key), kind: ErrSignature}
-		}
-		return &kindError{msg: fmt.Sprintf("commit %s has an invalid signature (key %s)", short(c.Hash), key), kind: ErrSignature, cause: err}
-	}
-	return nil
-}
-
-// signatureKey names the key an armored signature claims to be made by:
-// its fingerprint when present, else its 64-bit key ID.
-func signatureKey(armored string) string {
-	block, err := armor.Decode(strings.NewReader(armored))
-	if err != nil {
-		return "(not an OpenPGP signature)"
-	}
-	p, err := packet.Read(block.Body)
-	if err != nil {
-		return "(unreadable signature)"
-	}
-	sig, ok := p.(*packet.Signature)
-	if !ok {
-		return "(unreadable signature)"
-	}
-	switch {
-	case len(sig.IssuerFingerprint) > 0:
-		return fmt.Sprintf("%X", sig.IssuerFingerprint)
-	case sig.IssuerKeyId != nil:
-		return fmt.Sprintf("%016X", *sig.IssuerKeyId)
-	}
-	return "(no issuer)"
-}
-
-// specTree returns the tree at Path in the commit.
-func (g *Git) specTree(c *object.Commit) (*object.Tree, error) {
-	root, err := c.Tree()
-	if err != nil {
-		return nil, fmt.Errorf("git source %s: reading tree of %s: %w", g.name, short(c.Hash), err)
-	}
-	if g.cfg.Path == "" {
-		return root, nil
-	}
-	notFound := &kindError{
-		msg:  fmt.Sprintf("path %q not found at commit %s of %s", g.cfg.Path, short(c.Hash), g.name),
-		kind: ErrPathNotFound,
-	}
-	e, err := root.FindEntry(g.cfg.Path)
-	if err != nil {
-		return nil, notFound
-	}
-	if e.Mode != filemode.Dir {
-		notFound.msg = fmt.Sprintf("path %q at commit %s of %s is not a directory", g.cfg.Path, short(c.Hash), g.name)
-		return nil, notFound
-	}
-	return root.Tree(g.cfg.Path)
-}
-
-// snapshotTree copies the spec files and symlinks of tree into a snapshot.
-func snapshotTree(objects storer.EncodedObjectStorer, tree *object.Tree) (Snapshot, error) {
-	b := newSnapshotBuilder()
-	w := object.NewTreeWalker(tree, true, nil)
-	defer w.Close()
-	for {
-		name, e, err := w.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return Snapshot{}, err
-		}
-		if e.Mode == filemode.Dir || e.Mode == filemode.Submodule || !isSpecFile(name) || hasHiddenElem(name) {
-			continue
-		}
-		blob, err := object.GetBlob(objects, e.Hash)
-		if err != nil {
-			return Snapshot{}, fmt.Errorf("%s: %w", name, err)
-		}
-		r, err := blob.Reader()
-		if err != nil {
-			return Snapshot{}, fmt.Errorf("%s: %w", name, err)
-		}
-		if e.Mode == filemode.Symlink {
-			target, err := io.ReadAll(io.LimitReader(r, 4096))
-			r.Close()
-			if err != nil {
-				return Snapshot{}, fmt.Errorf("%s: %w", name, err)
-			}
-			b.addSymlink(name, string(target))
-			continue
-		}
-		err = b.addFile(name, r)
-		r.Close()
-		if err != nil {
-			return Snapshot{}, fmt.Errorf("%s: %w", name, err)
-		}
-	}
-	if err := b.addLinkTargets(gitTree{objects, tree}); err != nil {
-		return Snapshot{}, err
-	}
-	files, _ := b.finish()
-	return Snapshot{FS: files}, nil
-}
-
-// gitTree is a linkTree over a tree object.
-type gitTree struct {
-	objects storer.EncodedObjectStorer
-	tree    *object.Tree
-}
-
-func (t gitTree) lstat(p string) (fs.FileMode, error) {
-	e, err := t.tree.FindEntry(p)
-	if err != nil {
-		return 0, err
-	}
-	switch e.Mode {
-	case filemode.Dir:
-		return fs.ModeDir, nil
-	case filemode.Symlink:
-		return fs.ModeSymlink, nil
-	case filemode.Regular, filemode.Executable, filemode.Deprecated:
-		return 0, nil
-	}
-	return 0, fmt.Errorf("%s: unsupported git file mode %s", p, e.Mode)
-}
-
-func (t gitTree) readlink(p string) (string, error) {
-	r, err := t.open(p)
-	if err != nil {
-		return "", err
-	}
-	defer r.Close()
-	b, err := io.ReadAll(io.LimitReader(r, 4096))
-	return string(b), err
-}
-
-func (t gitTree) open(p string) (io.ReadCloser, error) {
-	e, err := t.tree.FindEntry(p)
-	if err != nil {
-		return nil, err
-	}
-	blob, err := object.GetBlob(t.objects, e.Hash)
-	if err != nil {
-		return nil, err
-	}
-	return blob.Reader()
-}
-
-// checkout points the worktree at hash, discarding anything else, so the
-// clone under the state directory shows what is applied.
-func (g *Git) checkout(repo *git.Repository, hash plumbing.Hash) error {
-	wt, err := repo.Worktree()
-	if err != nil {
-		return err
-	}
-	return wt.Checkout(&git.CheckoutOptions{Hash: hash, Force: true})
+	return repo, commit, nil
 }
 
 // Watch lists the remote branch every Poll (±Jitter) until ctx ends and calls
