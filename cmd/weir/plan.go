@@ -9,7 +9,8 @@ import (
 	"io"
 	"strings"
 
-	"weir/reconcile"
+	"weir/reconcile/plan"
+	"weir/reconcile/render"
 	"weir/spec"
 )
 
@@ -18,7 +19,7 @@ import (
 type planOutput struct {
 	Node   string `json:"node"`
 	Digest string `json:"digest"` // of the whole plan, as agents gossip it
-	*reconcile.Plan
+	*plan.Plan
 }
 
 // runPlan implements `weir plan --specs DIR --node NAME [--alive a,b,...]
@@ -57,11 +58,11 @@ func runPlan(_ context.Context, args []string, stdout, stderr io.Writer) int {
 	if *output != "rules" && *output != "json" {
 		problems = append(problems, fmt.Sprintf("unknown output format %q (want rules or json)", *output))
 	}
-	var opts reconcile.RenderOptions
+	var opts render.RenderOptions
 	switch *dispatch {
 	case "tree":
 	case "linear":
-		opts.Dispatch = reconcile.LinearDispatch
+		opts.Dispatch = render.LinearDispatch
 	default:
 		problems = append(problems, fmt.Sprintf("unknown dispatch %q (want tree or linear)", *dispatch))
 	}
@@ -106,8 +107,8 @@ func runPlan(_ context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "weir plan: warning: %q is not a host in the specs; it sets no balancer\n", *node)
 	}
 
-	p := reconcile.Assign(s, names)
-	for _, w := range reconcile.RenderWarnings(p, *node) {
+	p := plan.Assign(s, names)
+	for _, w := range render.RenderWarnings(p, *node) {
 		fmt.Fprintln(stderr, "weir plan: warning: "+w)
 	}
 	if *output == "json" {
@@ -120,7 +121,7 @@ func runPlan(_ context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitOK
 	}
 
-	rs := reconcile.RenderWith(p, *node, opts)
+	rs := render.RenderWith(p, *node, opts)
 	var b strings.Builder
 	fmt.Fprintf(&b, "# weir plan for %s, digest %s\n", *node, p.Digest())
 	fmt.Fprintf(&b, "# alive: %s\n", strings.Join(p.Alive, ","))
