@@ -11,7 +11,7 @@ import (
 
 // update rewrites golden files instead of comparing with them:
 // go test ./reconcile/... -update. Every test binary that links this package
-// accepts the flag.
+// accepts the flag, so its tests must not define their own -update.
 var update = flag.Bool("update", false, "rewrite the golden files under testdata")
 
 // Golden compares got with the file testdata/<name> of the package under

@@ -83,7 +83,8 @@ func (n *Netns) Output(args ...string) (string, error) {
 	return n.output(nil, args)
 }
 
-// Run is Output that fails the test on error.
+// Run is Output that fails the test on error: the test given to NewNetns,
+// so call it from that test's goroutine.
 func (n *Netns) Run(args ...string) string {
 	n.t.Helper()
 	out, err := n.output(nil, args)
