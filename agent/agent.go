@@ -21,7 +21,7 @@ import (
 
 	"weir/agent/source"
 	"weir/cluster"
-	"weir/reconcile"
+	"weir/reconcile/render"
 	"weir/spec"
 )
 
@@ -59,7 +59,7 @@ type Cluster interface {
 // Syncer applies a host's desired ruleset to netfilter atomically and repairs
 // drift (weir/reconcile's *Syncer, adapted in the wiring).
 type Syncer interface {
-	Apply(ctx context.Context, rs *reconcile.Ruleset) error
+	Apply(ctx context.Context, rs *render.Ruleset) error
 	// Reconcile compares the live ruleset with the last applied one and
 	// repairs it when it drifted.
 	Reconcile(ctx context.Context) (repaired bool, err error)
@@ -68,7 +68,7 @@ type Syncer interface {
 // Desired is this host's part of a plan.
 type Desired struct {
 	Digest    string // digest of the cluster-wide plan; equal on agreeing nodes
-	Ruleset   *reconcile.Ruleset
+	Ruleset   *render.Ruleset
 	Balancers int // balancers this host sets
 	Rules     int // rules in Ruleset
 }

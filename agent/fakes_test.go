@@ -17,7 +17,7 @@ import (
 
 	"weir/agent/source"
 	"weir/cluster"
-	"weir/reconcile"
+	"weir/reconcile/render"
 	"weir/spec"
 )
 
@@ -191,8 +191,8 @@ func fakeLoad(fsys fs.FS) (*spec.Spec, error) {
 // balancer's source, one chain per balancer with one rule per target guest on
 // an alive host, in (host, guest) order.
 func fakePlan(s *spec.Spec, alive []string, node string) Desired {
-	rs := &reconcile.Ruleset{}
-	t := reconcile.Table{Name: "nat"}
+	rs := &render.Ruleset{}
+	t := render.Table{Name: "nat"}
 	h := sha256.New()
 	fmt.Fprintln(h, alive)
 	bals := 0
@@ -212,7 +212,7 @@ func fakePlan(s *spec.Spec, alive []string, node string) Desired {
 			continue
 		}
 		bals++
-		c := reconcile.Chain{Name: "WEIR-" + b.Name}
+		c := render.Chain{Name: "WEIR-" + b.Name}
 		for _, tg := range targets {
 			c.Rules = append(c.Rules, "-j DNAT-to-"+tg)
 		}
@@ -222,21 +222,21 @@ func fakePlan(s *spec.Spec, alive []string, node string) Desired {
 	for _, c := range t.Chains {
 		rules += len(c.Rules)
 	}
-	rs.Tables = []reconcile.Table{t}
+	rs.Tables = []render.Table{t}
 	return Desired{Digest: fmt.Sprintf("%x", h.Sum(nil))[:12], Ruleset: rs, Balancers: bals, Rules: rules}
 }
 
 // fakeSyncer records what is "in the kernel".
 type fakeSyncer struct {
 	mu       sync.Mutex
-	live     *reconcile.Ruleset
+	live     *render.Ruleset
 	applies  int
 	failNext error
 	drifted  bool
 	checks   int
 }
 
-func (f *fakeSyncer) Apply(ctx context.Context, rs *reconcile.Ruleset) error {
+func (f *fakeSyncer) Apply(ctx context.Context, rs *render.Ruleset) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.applies++

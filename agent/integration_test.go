@@ -11,12 +11,13 @@ import (
 	"time"
 
 	"weir/examples"
-	"weir/reconcile"
+	"weir/internal/testsupport"
+	"weir/reconcile/netfilter"
 )
 
 // The tests in this file drive the agent with the real spec loader, the real
-// planner (reconcile.Assign and Render) and the real Syncer over reconcile's
-// stateful fake netfilter; only the source, the cluster and the clock are fakes.
+// planner (plan.Assign and Render) and the real Syncer over the stateful
+// fake netfilter of internal/testsupport; only the source, the cluster and the clock are fakes.
 
 // yamlHosts is examples/basic/hosts.yaml (web-1 on host-a runs frontend;
 // orders-1 and orders-2 on host-b and host-c run orders), ending a document.
@@ -41,7 +42,7 @@ spec:
 }
 
 // natTargets returns the sorted DNAT destinations in the fake's nat table.
-func natTargets(t *testing.T, nf *reconcile.Fake) []string {
+func natTargets(t *testing.T, nf *testsupport.Fake) []string {
 	t.Helper()
 	b, err := nf.Save(context.Background(), "nat")
 	if err != nil {
@@ -55,7 +56,7 @@ func natTargets(t *testing.T, nf *reconcile.Fake) []string {
 	return out
 }
 
-func natText(t *testing.T, nf *reconcile.Fake) string {
+func natText(t *testing.T, nf *testsupport.Fake) string {
 	t.Helper()
 	b, err := nf.Save(context.Background(), "nat")
 	if err != nil {
@@ -64,13 +65,13 @@ func natText(t *testing.T, nf *reconcile.Fake) string {
 	return string(b)
 }
 
-func newRealHarness(t *testing.T, cfg Config, src *fakeSource, cl *fakeCluster) (*harness, *reconcile.Fake) {
+func newRealHarness(t *testing.T, cfg Config, src *fakeSource, cl *fakeCluster) (*harness, *testsupport.Fake) {
 	t.Helper()
-	nf := reconcile.NewFake()
+	nf := testsupport.NewFake()
 	if cfg.Node == "" {
 		cfg.Node = "host-a"
 	}
-	h := newHarnessDeps(t, cfg, Deps{Source: src, Cluster: cl, Syncer: NewSyncer(reconcile.NewSyncer(nf, reconcile.SyncerOptions{}))})
+	h := newHarnessDeps(t, cfg, Deps{Source: src, Cluster: cl, Syncer: NewSyncer(netfilter.NewSyncer(nf, netfilter.SyncerOptions{}))})
 	h.src, h.cl = src, cl
 	return h, nf
 }
@@ -133,9 +134,9 @@ func TestRealNotSettledKeepsTargets(t *testing.T) {
 
 func TestRealRestartAdoptsAndRestores(t *testing.T) {
 	stateDir := t.TempDir()
-	nf := reconcile.NewFake()
+	nf := testsupport.NewFake()
 	src := newFakeSource(yamlHosts + yamlBalancer(80))
-	h := newHarnessDeps(t, Config{Node: "host-a", StateDir: stateDir}, Deps{Source: src, Cluster: newFakeCluster(true, "host-a", "host-b", "host-c"), Syncer: NewSyncer(reconcile.NewSyncer(nf, reconcile.SyncerOptions{}))})
+	h := newHarnessDeps(t, Config{Node: "host-a", StateDir: stateDir}, Deps{Source: src, Cluster: newFakeCluster(true, "host-a", "host-b", "host-c"), Syncer: NewSyncer(netfilter.NewSyncer(nf, netfilter.SyncerOptions{}))})
 	h.start()
 	waitAdvancing(t, h.clk, 50*time.Millisecond, "rules applied", func() bool { return len(natTargets(t, nf)) == 2 })
 	if err := h.stop(); err != nil {
@@ -146,7 +147,7 @@ func TestRealRestartAdoptsAndRestores(t *testing.T) {
 	// Same kernel, new process, source down: the persisted revision is applied
 	// by a fresh Syncer (a full, atomic apply) and the rules stay as they were.
 	src.fail(fmt.Errorf("dial tcp: connection refused"))
-	h2 := newHarnessDeps(t, Config{Node: "host-a", StateDir: stateDir}, Deps{Source: src, Cluster: newFakeCluster(true, "host-a", "host-b", "host-c"), Syncer: NewSyncer(reconcile.NewSyncer(nf, reconcile.SyncerOptions{}))})
+	h2 := newHarnessDeps(t, Config{Node: "host-a", StateDir: stateDir}, Deps{Source: src, Cluster: newFakeCluster(true, "host-a", "host-b", "host-c"), Syncer: NewSyncer(netfilter.NewSyncer(nf, netfilter.SyncerOptions{}))})
 	h2.start()
 	waitAdvancing(t, h2.clk, 50*time.Millisecond, "the persisted revision applied", func() bool {
 		return h2.a.State().Revision == revisionOf(yamlHosts+yamlBalancer(80))

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"weir/reconcile"
+	"weir/reconcile/netfilter"
 	"weir/spec"
 )
 
@@ -86,7 +86,7 @@ func (nopNetfilter) EnsureJump(context.Context, string, string, []string) (bool,
 	return true, nil
 }
 func (nopNetfilter) DeleteJump(context.Context, string, string, []string) error { return nil }
-func (nopNetfilter) DeleteConntrack(context.Context, []reconcile.ConntrackFlow) (uint, error) {
+func (nopNetfilter) DeleteConntrack(context.Context, []netfilter.ConntrackFlow) (uint, error) {
 	return 0, nil
 }
 
@@ -113,7 +113,7 @@ func TestMemoryChild(t *testing.T) {
 		// Two passes as the agent makes them: the first revision (a full
 		// apply), then a revision that changes one balancer while the
 		// first is still the last good one (a partial apply).
-		syncer := reconcile.NewSyncer(nopNetfilter{}, reconcile.SyncerOptions{})
+		syncer := netfilter.NewSyncer(nopNetfilter{}, netfilter.SyncerOptions{})
 		alive := make([]string, len(s.Hosts))
 		for i, h := range s.Hosts {
 			alive[i] = h.Name

@@ -5,46 +5,48 @@ import (
 	"sync"
 
 	"weir/cluster"
-	"weir/reconcile"
+	"weir/reconcile/netfilter"
+	"weir/reconcile/plan"
+	"weir/reconcile/render"
 	"weir/spec"
 )
 
 // reconcilePlanner is the Planner over weir/reconcile: the pure assignment,
 // its digest (gossiped to prove agreement) and this host's rendering. It
-// keeps a reconcile.Renderer, so a pass in which few balancers changed
+// keeps a render.Renderer, so a pass in which few balancers changed
 // renders only those (and hands the Syncer the unchanged chains' very
 // strings, which it compares by identity).
 type reconcilePlanner struct {
 	mu       sync.Mutex
-	renderer *reconcile.Renderer
+	renderer *render.Renderer
 	node     string
 }
 
 // Plan implements Planner.
 func (rp *reconcilePlanner) Plan(s *spec.Spec, alive []string, node string) Desired {
-	p := reconcile.Assign(s, alive)
+	p := plan.Assign(s, alive)
 	digest := p.Digest()
 	rp.mu.Lock()
 	if rp.renderer == nil || rp.node != node {
-		rp.renderer, rp.node = reconcile.NewRenderer(node, reconcile.RenderOptions{}), node
+		rp.renderer, rp.node = render.NewRenderer(node, render.RenderOptions{}), node
 	}
 	rs := rp.renderer.Render(p)
 	rp.mu.Unlock()
 	return Desired{Digest: digest, Ruleset: rs, Balancers: rs.Balancers(), Rules: rs.Rules()}
 }
 
-// ReconcilePlanner returns the Planner that uses reconcile.Assign and a
-// reconcile.Renderer.
+// ReconcilePlanner returns the Planner that uses plan.Assign and a
+// render.Renderer.
 func ReconcilePlanner() Planner { return &reconcilePlanner{} }
 
-// syncer adapts *reconcile.Syncer to Syncer, keeping only the error of Apply.
-type syncer struct{ s *reconcile.Syncer }
+// syncer adapts *netfilter.Syncer to Syncer, keeping only the error of Apply.
+type syncer struct{ s *netfilter.Syncer }
 
-// NewSyncer adapts a reconcile.Syncer for the agent.
-func NewSyncer(s *reconcile.Syncer) Syncer { return syncer{s} }
+// NewSyncer adapts a netfilter.Syncer for the agent.
+func NewSyncer(s *netfilter.Syncer) Syncer { return syncer{s} }
 
 // Apply implements Syncer.
-func (s syncer) Apply(ctx context.Context, rs *reconcile.Ruleset) error {
+func (s syncer) Apply(ctx context.Context, rs *render.Ruleset) error {
 	_, err := s.s.Apply(ctx, rs)
 	return err
 }

@@ -16,7 +16,7 @@ import (
 	"weir/agent"
 	"weir/agent/source"
 	"weir/cluster"
-	"weir/reconcile"
+	"weir/reconcile/netfilter"
 )
 
 // agentOptions are the flags of `weir agent`.
@@ -58,7 +58,7 @@ func agentFlags(o *agentOptions, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.gitPasswordFile, "git-password-file", "", "file holding the password or token for https:// repositories")
 	fs.StringVar(&o.verifyKeys, "verify-keys", "", "armored OpenPGP public keys; commits not signed by one of them are refused")
 	fs.StringVar(&o.webhookSecretFile, "webhook-secret-file", "", "secret required on POST /refresh (X-Hub-Signature-256 HMAC or bearer token)")
-	fs.StringVar(&o.backend, "backend", reconcile.BackendAuto, "iptables backend: auto, nft or legacy")
+	fs.StringVar(&o.backend, "backend", netfilter.BackendAuto, "iptables backend: auto, nft or legacy")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	return fs
@@ -102,7 +102,7 @@ func (o *agentOptions) check(fs *flag.FlagSet) error {
 		errs = append(errs, err)
 	}
 	switch o.backend {
-	case reconcile.BackendAuto, reconcile.BackendNFT, reconcile.BackendLegacy:
+	case netfilter.BackendAuto, netfilter.BackendNFT, netfilter.BackendLegacy:
 	default:
 		errs = append(errs, fmt.Errorf("--backend %q: want auto, nft or legacy", o.backend))
 	}
@@ -182,11 +182,11 @@ func runAgent(ctx context.Context, args []string, _, stderr io.Writer) int {
 // startAgent wires the source, netfilter, gossip and API together and runs
 // the agent until ctx ends.
 func startAgent(ctx context.Context, o agentOptions, secret []byte, keys [][]byte, log *slog.Logger) error {
-	nf, err := reconcile.NewIPTables(reconcile.IPTablesOptions{Backend: o.backend, Logger: log.With("component", "iptables")})
+	nf, err := netfilter.NewIPTables(netfilter.IPTablesOptions{Backend: o.backend, Logger: log.With("component", "iptables")})
 	if err != nil {
 		return fmt.Errorf("netfilter: %w", err)
 	}
-	syncer := reconcile.NewSyncer(nf, reconcile.SyncerOptions{Logger: log.With("component", "syncer")})
+	syncer := netfilter.NewSyncer(nf, netfilter.SyncerOptions{Logger: log.With("component", "syncer")})
 
 	src, err := newSource(o, log.With("component", "source"))
 	if err != nil {

@@ -5,14 +5,14 @@ import (
 	"fmt"
 	"io"
 
-	"weir/reconcile"
+	"weir/reconcile/netfilter"
 )
 
 // runCleanup removes every WEIR- chain and every jump into one from the host's
 // netfilter, and nothing else. It prints one line per thing removed.
 func runCleanup(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("cleanup", stderr)
-	backend := fs.String("backend", reconcile.BackendAuto, "iptables backend: auto, nft or legacy")
+	backend := fs.String("backend", netfilter.BackendAuto, "iptables backend: auto, nft or legacy")
 	ns := fs.String("netns", "", "run inside this network namespace (a name under /run/netns; for tests and demos)")
 	if err := parseFlags(fs, args); err != nil {
 		return exitUsage
@@ -21,12 +21,12 @@ func runCleanup(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		fmt.Fprintf(stderr, "weir cleanup: unexpected arguments %q\n", fs.Args())
 		return exitUsage
 	}
-	nf, err := reconcile.NewIPTables(reconcile.IPTablesOptions{Backend: *backend, Netns: *ns})
+	nf, err := netfilter.NewIPTables(netfilter.IPTablesOptions{Backend: *backend, Netns: *ns})
 	if err != nil {
 		fmt.Fprintf(stderr, "weir cleanup: %v\n", err)
 		return exitUsage
 	}
-	res, err := reconcile.Cleanup(ctx, nf)
+	res, err := netfilter.Cleanup(ctx, nf)
 	for _, j := range res.Jumps {
 		fmt.Fprintf(stdout, "removed jump %s\n", j)
 	}

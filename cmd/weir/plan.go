@@ -9,7 +9,8 @@ import (
 	"io"
 	"strings"
 
-	"weir/reconcile"
+	"weir/reconcile/plan"
+	"weir/reconcile/render"
 	"weir/spec"
 )
 
@@ -18,7 +19,7 @@ import (
 type planOutput struct {
 	Node   string `json:"node"`
 	Digest string `json:"digest"` // of the whole plan, as agents gossip it
-	*reconcile.Plan
+	*plan.Plan
 }
 
 // runPlan implements `weir plan --specs DIR --node NAME [--alive a,b,...]
@@ -58,8 +59,8 @@ func runPlan(_ context.Context, args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	names := planAlive(s, *alive, *node, stderr)
-	p := reconcile.Assign(s, names)
-	for _, w := range reconcile.RenderWarnings(p, *node) {
+	p := plan.Assign(s, names)
+	for _, w := range render.RenderWarnings(p, *node) {
 		fmt.Fprintln(stderr, "weir plan: warning: "+w)
 	}
 	if *output == "json" {
@@ -70,7 +71,7 @@ func runPlan(_ context.Context, args []string, stdout, stderr io.Writer) int {
 
 // planProblems lists what is wrong with the arguments of `weir plan`, and
 // returns the render options --dispatch asks for.
-func planProblems(fs *flag.FlagSet, specs, node, output, dispatch string) (reconcile.RenderOptions, []string) {
+func planProblems(fs *flag.FlagSet, specs, node, output, dispatch string) (render.RenderOptions, []string) {
 	var problems []string
 	if fs.NArg() > 0 {
 		problems = append(problems, fmt.Sprintf("unexpected argument %q", fs.Arg(0)))
@@ -84,11 +85,11 @@ func planProblems(fs *flag.FlagSet, specs, node, output, dispatch string) (recon
 	if output != "rules" && output != "json" {
 		problems = append(problems, fmt.Sprintf("unknown output format %q (want rules or json)", output))
 	}
-	var opts reconcile.RenderOptions
+	var opts render.RenderOptions
 	switch dispatch {
 	case "tree":
 	case "linear":
-		opts.Dispatch = reconcile.LinearDispatch
+		opts.Dispatch = render.LinearDispatch
 	default:
 		problems = append(problems, fmt.Sprintf("unknown dispatch %q (want tree or linear)", dispatch))
 	}
@@ -139,7 +140,7 @@ func planAlive(s *spec.Spec, alive, node string, stderr io.Writer) []string {
 }
 
 // writePlanJSON prints node's part of p with each target's share (-o json).
-func writePlanJSON(stdout, stderr io.Writer, node string, p *reconcile.Plan) int {
+func writePlanJSON(stdout, stderr io.Writer, node string, p *plan.Plan) int {
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")
 	if err := enc.Encode(planOutput{Node: node, Digest: p.Digest(), Plan: p.ForHost(node)}); err != nil {
@@ -152,8 +153,8 @@ func writePlanJSON(stdout, stderr io.Writer, node string, p *reconcile.Plan) int
 // writePlanRules prints the iptables-restore text node would apply for p,
 // under a comment header with the digest, the alive set, the counts and the
 // jumps into the built-in chains.
-func writePlanRules(stdout io.Writer, p *reconcile.Plan, node string, opts reconcile.RenderOptions) int {
-	rs := reconcile.RenderWith(p, node, opts)
+func writePlanRules(stdout io.Writer, p *plan.Plan, node string, opts render.RenderOptions) int {
+	rs := render.RenderWith(p, node, opts)
 	var b strings.Builder
 	fmt.Fprintf(&b, "# weir plan for %s, digest %s\n", node, p.Digest())
 	fmt.Fprintf(&b, "# alive: %s\n", strings.Join(p.Alive, ","))

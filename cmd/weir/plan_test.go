@@ -11,7 +11,8 @@ import (
 	"strings"
 	"testing"
 
-	"weir/reconcile"
+	"weir/reconcile/plan"
+	"weir/reconcile/render"
 	"weir/spec"
 )
 
@@ -59,8 +60,8 @@ func TestPlanRules(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := reconcile.Assign(s, []string{"host-a", "host-b", "host-c"})
-	rs := reconcile.Render(p, "host-a")
+	p := plan.Assign(s, []string{"host-a", "host-b", "host-c"})
+	rs := render.Render(p, "host-a")
 	header, body, ok := strings.Cut(out, "*filter\n")
 	if !ok {
 		t.Fatalf("output has no *filter table:\n%s", out)

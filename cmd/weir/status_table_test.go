@@ -43,13 +43,13 @@ func statusFixtures() map[string]cluster.Status {
 func TestStatusGolden(t *testing.T) {
 	for name, s := range statusFixtures() {
 		t.Run(name, func(t *testing.T) {
-			table := render(t, "table", s)
-			if again := render(t, "table", s); !bytes.Equal(table, again) {
+			table := renderStatus(t, "table", s)
+			if again := renderStatus(t, "table", s); !bytes.Equal(table, again) {
 				t.Errorf("the status table is not deterministic")
 			}
 			golden(t, name+".txt", table)
 
-			js := render(t, "json", s)
+			js := renderStatus(t, "json", s)
 			golden(t, name+".json", js)
 			var back cluster.Status
 			if err := json.Unmarshal(js, &back); err != nil || back.Revision != s.Revision || len(back.Members) != len(s.Members) || back.Converged != s.Converged {
@@ -59,7 +59,7 @@ func TestStatusGolden(t *testing.T) {
 	}
 }
 
-func render(t *testing.T, output string, s cluster.Status) []byte {
+func renderStatus(t *testing.T, output string, s cluster.Status) []byte {
 	t.Helper()
 	var b bytes.Buffer
 	if err := printStatus(&b, output, s); err != nil {

@@ -95,7 +95,7 @@ func fmtRatio(r float64) string {
 func msOf(l BenchLine) float64 { return l.Values["ns/op"] / 1e6 }
 
 func stepAssignRender(ctx context.Context, s *suite) ([]Row, error) {
-	lines, cmd, err := s.runBench(ctx, "assign-render", "./reconcile", "^BenchmarkAssignRender$", benchtimeAssign)
+	lines, cmd, err := s.runBench(ctx, "assign-render", "./reconcile/render", "^BenchmarkAssignRender$", benchtimeAssign)
 	var rows []Row
 	base, haveBase := lines["BenchmarkAssignRender/1k"]
 	for _, n := range []int{1, 10, 50} {
@@ -126,7 +126,7 @@ func stepLoad(ctx context.Context, s *suite) ([]Row, error) {
 }
 
 func stepApplyFull(ctx context.Context, s *suite) ([]Row, error) {
-	lines, cmd, err := s.runBench(ctx, "apply-full", "./reconcile", "^BenchmarkApplyFull$", benchtimeApply)
+	lines, cmd, err := s.runBench(ctx, "apply-full", "./reconcile/netfilter", "^BenchmarkApplyFull$", benchtimeApply)
 	var rows []Row
 	for _, backend := range []string{"nft", "legacy"} {
 		for _, n := range []int{1, 10} {
@@ -144,7 +144,7 @@ func stepApplyFull(ctx context.Context, s *suite) ([]Row, error) {
 }
 
 func stepApplyChange(ctx context.Context, s *suite) ([]Row, error) {
-	lines, cmd, err := s.runBench(ctx, "apply-change", "./reconcile", "^BenchmarkApplyChange$", benchtimeChange)
+	lines, cmd, err := s.runBench(ctx, "apply-change", "./reconcile/netfilter", "^BenchmarkApplyChange$", benchtimeChange)
 	var rows []Row
 	for _, backend := range []string{"nft", "legacy"} {
 		for _, k := range []int{1, 100} {
@@ -162,7 +162,7 @@ func stepApplyChange(ctx context.Context, s *suite) ([]Row, error) {
 }
 
 func stepDrift(ctx context.Context, s *suite) ([]Row, error) {
-	lines, cmd, err := s.runBench(ctx, "drift", "./reconcile", "^BenchmarkDriftCheck$", benchtimeDrift)
+	lines, cmd, err := s.runBench(ctx, "drift", "./reconcile/netfilter", "^BenchmarkDriftCheck$", benchtimeDrift)
 	var rows []Row
 	for _, backend := range []string{"nft", "legacy"} {
 		cyc, ok := lines[fmt.Sprintf("BenchmarkDriftCheck/%s/cycle-of-10", backend)]
@@ -179,7 +179,7 @@ func stepDrift(ctx context.Context, s *suite) ([]Row, error) {
 }
 
 func stepPerRule(ctx context.Context, s *suite) ([]Row, error) {
-	lines, cmd, err := s.runBench(ctx, "per-rule", "./reconcile", "^BenchmarkPerRule$", benchtimePerRule)
+	lines, cmd, err := s.runBench(ctx, "per-rule", "./reconcile/netfilter", "^BenchmarkPerRule$", benchtimePerRule)
 	var rows []Row
 	for _, backend := range []string{"nft", "legacy"} {
 		l, ok := lines["BenchmarkPerRule/"+backend]
@@ -195,7 +195,7 @@ func stepPerRule(ctx context.Context, s *suite) ([]Row, error) {
 }
 
 func stepDispatch(ctx context.Context, s *suite) ([]Row, error) {
-	lines, cmd, err := s.runBench(ctx, "dispatch", "./reconcile", "^BenchmarkDispatchConnect$", benchtimeDispatch)
+	lines, cmd, err := s.runBench(ctx, "dispatch", "./reconcile/render", "^BenchmarkDispatchConnect$", benchtimeDispatch)
 	one, ok := lines["BenchmarkDispatchConnect/1"]
 	if !ok {
 		return nil, err
@@ -254,7 +254,7 @@ func stepGossip(ctx context.Context, s *suite) ([]Row, error) {
 // writes; stepApplyFull's hand-built fixture has far fewer chains, and on nft
 // the kernel's cost grows with the jump graph, not just the line count.
 func stepApplyFullRendered(ctx context.Context, s *suite) ([]Row, error) {
-	lines, cmd, err := s.runBench(ctx, "apply-full-rendered", "./reconcile", "^BenchmarkApplyFullRendered$", "1x")
+	lines, cmd, err := s.runBench(ctx, "apply-full-rendered", "./reconcile/netfilter", "^BenchmarkApplyFullRendered$", "1x")
 	var rows []Row
 	for _, backend := range []string{"nft", "legacy"} {
 		l, ok := lines[fmt.Sprintf("BenchmarkApplyFullRendered/%s/10k", backend)]
@@ -272,7 +272,7 @@ func stepApplyFullRendered(ctx context.Context, s *suite) ([]Row, error) {
 // stepOneChange is the agent's whole path when one balancer of a 10k host
 // changes: Assign, Digest, incremental Render, partial Syncer.Apply.
 func stepOneChange(ctx context.Context, s *suite) ([]Row, error) {
-	lines, cmd, err := s.runBench(ctx, "one-change", "./reconcile", "^BenchmarkOneChange$", "8x")
+	lines, cmd, err := s.runBench(ctx, "one-change", "./reconcile/netfilter", "^BenchmarkOneChange$", "8x")
 	var rows []Row
 	for _, backend := range []string{"nft", "legacy"} {
 		l, ok := lines[fmt.Sprintf("BenchmarkOneChange/%s/10k", backend)]

@@ -211,17 +211,17 @@ const anchorsText = `- **Per-rule programming** (row 3): a library such as go-ip
   1 balancer to about 325 µs with 10,000 on the nft backend (about 145 µs legacy).`
 
 // methodText explains what each row measures.
-const methodText = `1. **Assign + Render**: ` + "`reconcile.BenchmarkAssignRender`" + `: a random spec of 100 hosts × 10
+const methodText = `1. **Assign + Render**: ` + "`render.BenchmarkAssignRender`" + `: a random spec of 100 hosts × 10
    guests where every host sets every balancer (5 weighted targets each); one op is the
    cluster-wide ` + "`Assign`" + ` plus one host's ` + "`Render`" + `. The ratio is the time per balancer
    against the 1k row's (1.00 = linear growth). Spec loading (` + "`spec.BenchmarkLoad`" + `, 10k balancers
    in 101 files) is listed beside it: it is the other per-revision cost.
-2. **Apply**: ` + "`reconcile.BenchmarkApplyFull`" + ` applies n balancers × 5 targets in a fresh namespace,
+2. **Apply**: ` + "`netfilter.BenchmarkApplyFull`" + ` applies n balancers × 5 targets in a fresh namespace,
    then ` + "`iptables-restore --noflush`" + ` of the same text in another fresh namespace (the floor).
    ` + "`BenchmarkApplyChange`" + ` changes 1 or 100 balancers on a 10k host (a partial apply), and
    restores the same chains raw as the floor. ` + "`BenchmarkDriftCheck`" + ` is the steady-state
    cost of resync (canary checks, a full compare every 10th) as a share of one core.
-3. **Peer**: ` + "`reconcile.BenchmarkPerRule`" + `: 2,000 DNAT rules appended one ` + "`iptables`" + ` process
+3. **Peer**: ` + "`netfilter.BenchmarkPerRule`" + `: 2,000 DNAT rules appended one ` + "`iptables`" + ` process
    each through go-iptables, against one ` + "`iptables-restore`" + ` of the same rules (weir's way).
 4. **Convergence**: 10 real ` + "`weir agent`" + ` processes, one per host namespace of a weir/e2e/lab
    network, gossiping with a shared AES key. Each agent's API (` + "`GET /status`" + `, the JSON
@@ -246,7 +246,7 @@ const methodText = `1. **Assign + Render**: ` + "`reconcile.BenchmarkAssignRende
    balancers (100 hosts, 1,041 guests, 5 alive targets each; the row gives the rule count
    the agent reports), started on the tree with ` + "`--settle-time 1s`" + `; VmHWM over the whole
    run, and VmRSS 40 s after it converged (a resync included). The Go heap in use comes from the agent's ` + "`/metrics`" + `.
-7. **Per-packet cost**: ` + "`reconcile.BenchmarkDispatchConnect`" + `: TCP connect latency through
+7. **Per-packet cost**: ` + "`render.BenchmarkDispatchConnect`" + `: TCP connect latency through
    nat OUTPUT in a namespace (default iptables backend) to a frontend DNATed to a local
    listener, 16 frontends spread over the sorted order, with 1 balancer and with 10,000 in
    tree and in linear dispatch.`

@@ -1,0 +1,320 @@
+// Package render turns one host's part of a plan into the netfilter state
+// that host must have: the WEIR- chains of the nat and filter tables with
+// their rules in iptables-restore form, and the jumps into them from the
+// built-in chains. It is pure: the same plan and host give the same bytes.
+// The netfilter package applies what it renders.
+package render
+
+import (
+	"net/netip"
+
+	"weir/reconcile/plan"
+	"weir/spec"
+)
+
+// Top-level chains. They exist on every host, even one that sets no balancer,
+// so the jumps into them never point at a missing chain.
+const (
+	// ServicesChain is the root of the nat dispatch tree, entered from
+	// PREROUTING (guests' traffic) and OUTPUT (the host's own).
+	ServicesChain = "WEIR-SERVICES"
+	// PostroutingChain masquerades packets marked by MarkMasqChain.
+	PostroutingChain = "WEIR-POSTROUTING"
+	// MarkMasqChain marks a packet for masquerading (hairpin traffic).
+	MarkMasqChain = "WEIR-MARK-MASQ"
+	// RejectChain is the root of the filter dispatch tree that rejects new
+	// connections to balancers without alive targets; entered from FORWARD
+	// and OUTPUT for new connections only.
+	RejectChain = "WEIR-REJECT"
+)
+
+// MasqMark is the packet mark bit (value/mask) that asks WEIR-POSTROUTING to
+// masquerade. It is kube-proxy's bit, so a host running both agrees on its
+// meaning.
+const MasqMark = "0x4000/0x4000"
+
+// OwnerComment is the comment on jumps and on rules that belong to no single
+// balancer (the top chains and the dispatch tree).
+const OwnerComment = "weir"
+
+// Kinds of hashed chain names: WEIR-<kind>-<16 base32 characters>.
+const (
+	kindDST = "DST" // dispatch: a destination-address prefix node
+	kindPRO = "PRO" // dispatch: one address, split by protocol
+	kindPRT = "PRT" // dispatch: one address and protocol, a port-range node
+	kindSRC = "SRC" // balancer: match the source guests of this host (more than maxInlineSources)
+	kindSVC = "SVC" // balancer: statistic-mode choice of a target, DNAT to targets on other hosts
+	kindSEP = "SEP" // balancer: one target on this host: mark for masquerading, DNAT
+	kindREJ = "REJ" // balancer without targets: reject its source guests (filter)
+)
+
+// Dispatch chooses how the root chain finds a packet's balancer.
+type Dispatch int
+
+const (
+	// TreeDispatch splits the frontends by destination-address prefix, then
+	// protocol, then destination-port range, in a trie of chains with a few
+	// rules each, so a new connection meets O(log n) rules instead of n,
+	// and no path is deeper than nf_tables allows. It is the default.
+	TreeDispatch Dispatch = iota
+	// LinearDispatch lists one rule per frontend in the root chain, as
+	// kube-proxy's iptables mode does. It exists so benchmarks and tests can
+	// compare the two.
+	LinearDispatch
+)
+
+// RenderOptions tunes Render; the zero value is what agents use.
+type RenderOptions struct {
+	Dispatch Dispatch
+}
+
+// Render returns the owned netfilter state host node must have for plan p,
+// with tree dispatch. See RenderWith.
+func Render(p *plan.Plan, node string) *Ruleset {
+	return RenderWith(p, node, RenderOptions{})
+}
+
+// RenderWith returns the owned netfilter state host node must have for plan p:
+//
+//	nat    PREROUTING, OUTPUT → WEIR-SERVICES → dispatch tree (WEIR-DST/PRO/PRT-…)
+//	         → [WEIR-SRC-<balancer>] -s <each source guest on node> → WEIR-SVC-<balancer>
+//	         → statistic random|nth → DNAT addr:port                (target on another host)
+//	                                → WEIR-SEP-<target> → WEIR-MARK-MASQ, DNAT addr:port (on node)
+//	nat    POSTROUTING → WEIR-POSTROUTING: MASQUERADE packets carrying MasqMark
+//	filter FORWARD, OUTPUT (new connections) → WEIR-REJECT → dispatch tree
+//	         → WEIR-REJ-<balancer>  -s <each source guest on node> REJECT
+//
+// Only balancers for which node is a setting host appear, and only traffic from
+// their source guests on node to the frontend address, protocol and port is
+// touched; everything else falls through every owned chain. Balancers with
+// alive targets are dispatched in nat; those without are rejected in filter
+// (tcp-reset for TCP, icmp-port-unreachable otherwise) rather than left to time
+// out. A target on node itself is marked for masquerading, so its replies come
+// back through the host's conntrack even when source and target share a
+// bridge or are the same guest (kube-proxy's KUBE-MARK-MASQ).
+//
+// The kernel's cost of a commit on nf_tables grows with the number of chains
+// reachable from a built-in chain (nft_chain_validate walks the whole jump
+// graph below each one), so Render writes as few chains as it can: a target
+// on another host is DNATed straight from its WEIR-SVC rule, and only a
+// target on node gets a WEIR-SEP chain, because marking and DNAT are two
+// targets and a rule has one. A balancer with a single source guest on node
+// (maxInlineSources) has no WEIR-SRC chain: its dispatch leaf rule matches
+// the source itself (`-s G/32 -d V/32 … -j WEIR-SVC-…`).
+//
+// Rules are written in the form iptables-save (v1.8.9, nft and legacy) prints
+// them back, except for one field: a random-mode probability is written with 10
+// decimals, while iptables-save prints the kernel's 31-bit fixed-point value
+// with 11. SaveForm maps a rendered rule to the saved text exactly.
+//
+// weir programs IPv4 iptables only: balancers whose frontend is not IPv4, and
+// source or target guests whose address is not IPv4, are left out, and
+// RenderWarnings lists them.
+func RenderWith(p *plan.Plan, node string, o RenderOptions) *Ruleset {
+	r := &renderer{node: node, opts: o}
+	return r.render(p)
+}
+
+// renderer builds one Ruleset. Its three parts have three lifetimes: the
+// arena holds the chains being written and is handed over to the Ruleset
+// (see arena); bal holds the balancers' chains, reused from the previous
+// call of a Renderer or rendered by this one; srcs only saves work within
+// this call.
+type renderer struct {
+	node string
+	opts RenderOptions
+
+	a    arena
+	bal  balancerCache
+	srcs sourceCache
+}
+
+// Tables of the ruleset, in output order.
+const (
+	tableFilter = iota
+	tableNat
+)
+
+func tableName(t int) string {
+	if t == tableFilter {
+		return "filter"
+	}
+	return "nat"
+}
+
+// render renders the balancers of p that r.node sets, then the top chains
+// and the dispatch trees leading to them, and assembles the Ruleset.
+func (r *renderer) render(p *plan.Plan) *Ruleset {
+	rs := &Ruleset{Flows: []Flow{}}
+	nb, nt := r.count(p)
+	// The balancers' own chains are written first, into arenas of their own
+	// that become the chains' strings (see packBalancers); the top chains
+	// and the dispatch tree go into fresh arenas after them.
+	if len(r.bal.prev) == 0 {
+		r.a.presize(nb, nt)
+	}
+	r.bal.start(nb, nt)
+	natEntries, filterEntries := r.balancers(p, rs)
+	r.packBalancers()
+	for _, es := range [][]dispatchEntry{natEntries, filterEntries} {
+		for i := range es {
+			es[i].leaf, es[i].out = es[i].out.leaf, nil
+		}
+	}
+	r.a.presize(nb/2, 0)
+	r.topChains()
+	r.dispatch(tableNat, r.a.namedChain(tableNat, ServicesChain), natEntries)
+	r.dispatch(tableFilter, r.a.namedChain(tableFilter, RejectChain), filterEntries)
+	rs.Tables = jumpTables()
+	r.assemble(rs)
+	return rs
+}
+
+// balancers renders (or reuses) the chains of every balancer of p that
+// r.node sets, adds their flows to rs, and returns the dispatch entries of
+// those with targets (nat) and without (filter).
+func (r *renderer) balancers(p *plan.Plan, rs *Ruleset) (natEntries, filterEntries []dispatchEntry) {
+	var targets []*plan.Target
+	var flowTargets []netip.AddrPort // backing array of every Flow.Targets
+	for i := range p.Balancers {
+		bp := &p.Balancers[i]
+		if !bp.Frontend.Address.Unmap().Is4() || !bp.SetBy(r.node) {
+			continue
+		}
+		srcs := r.srcs.local(r.node, bp.Sources)
+		if len(srcs) == 0 {
+			continue
+		}
+		targets = targets[:0]
+		first := len(flowTargets)
+		for j := range bp.Targets {
+			t := &bp.Targets[j]
+			if a := t.Address.Unmap(); a.Is4() {
+				targets = append(targets, t)
+				flowTargets = append(flowTargets, netip.AddrPortFrom(a, t.Port))
+			}
+		}
+		rs.Flows = append(rs.Flows, Flow{Balancer: bp.Name, Frontend: bp.Frontend,
+			Targets: flowTargets[first:len(flowTargets):len(flowTargets)]})
+		e := r.balancer(bp, srcs, targets)
+		if len(targets) == 0 {
+			filterEntries = append(filterEntries, e)
+		} else {
+			natEntries = append(natEntries, e)
+		}
+	}
+	// flowTargets may have moved while growing: point every flow at the final array.
+	off := 0
+	for i := range rs.Flows {
+		n := len(rs.Flows[i].Targets)
+		rs.Flows[i].Targets = flowTargets[off : off+n : off+n]
+		off += n
+	}
+	return natEntries, filterEntries
+}
+
+// balancer reuses the previous call's chains of bp when they were rendered
+// from the same inputs, else renders them, and returns bp's dispatch entry.
+func (r *renderer) balancer(bp *plan.BalancerPlan, srcs []netip.Addr, targets []*plan.Target) dispatchEntry {
+	out, dup := r.bal.prev[bp.Name], r.bal.next[bp.Name] != nil
+	if out == nil || dup || !out.in.matches(bp, srcs, targets, r.node) {
+		out = r.renderBalancer(bp, srcs, targets)
+	}
+	if !dup && r.bal.next != nil {
+		// Names are unique in a valid spec; of duplicates, only the
+		// first is remembered.
+		r.bal.next[bp.Name] = out
+	}
+	r.bal.outs = append(r.bal.outs, out)
+	return dispatchEntry{
+		addr:    addrBits(bp.Frontend.Address),
+		proto:   protocol(bp.Frontend.Protocol),
+		port:    bp.Frontend.Port,
+		comment: bp.Name,
+		out:     out,
+		srcs:    out.srcs,
+	}
+}
+
+// topChains writes the chains that mark packets for masquerading and
+// masquerade them.
+func (r *renderer) topChains() {
+	mark := r.a.namedChain(tableNat, MarkMasqChain)
+	r.a.rule(mark).comment(OwnerComment).to("MARK --set-xmark " + MasqMark)
+	post := r.a.namedChain(tableNat, PostroutingChain)
+	r.a.rule(post).match("mark --mark " + MasqMark).comment(OwnerComment).to("MASQUERADE")
+}
+
+// jumpTables returns the ruleset's tables with their jumps from the built-in
+// chains and no chains yet.
+func jumpTables() []Table {
+	jump := func(chain string) []string {
+		return []string{"-m", "comment", "--comment", OwnerComment, "-j", chain}
+	}
+	newJump := func(chain string) []string {
+		return append([]string{"-m", "conntrack", "--ctstate", "NEW"}, jump(chain)...)
+	}
+	return []Table{
+		{Name: "filter", Jumps: []Jump{
+			{Chain: "FORWARD", Rule: newJump(RejectChain)},
+			{Chain: "OUTPUT", Rule: newJump(RejectChain)},
+		}},
+		{Name: "nat", Jumps: []Jump{
+			{Chain: "OUTPUT", Rule: jump(ServicesChain)},
+			{Chain: "POSTROUTING", Rule: jump(PostroutingChain)},
+			{Chain: "PREROUTING", Rule: jump(ServicesChain)},
+		}},
+	}
+}
+
+// count returns how many balancers node sets in p, and their targets.
+func (r *renderer) count(p *plan.Plan) (nb, nt int) {
+	for i := range p.Balancers {
+		if p.Balancers[i].SetBy(r.node) {
+			nb++
+			nt += len(p.Balancers[i].Targets)
+		}
+	}
+	return nb, nt
+}
+
+// RenderWarnings lists what Render leaves out of node's ruleset because
+// iptables rules are IPv4 only: balancers node sets whose frontend is not
+// IPv4, and non-IPv4 source guests of the others. (Assign already leaves
+// out targets of the other address family than their frontend.) Commands and the
+// agent show them, so nothing is dropped silently.
+func RenderWarnings(p *plan.Plan, node string) []string {
+	var out []string
+	for i := range p.Balancers {
+		bp := &p.Balancers[i]
+		if !bp.SetBy(node) {
+			continue
+		}
+		if !bp.Frontend.Address.Unmap().Is4() {
+			out = append(out, "balancer "+bp.Name+": frontend "+bp.Frontend.Address.String()+" is not IPv4; weir programs IPv4 iptables only, so it is not applied")
+			continue
+		}
+		for _, e := range bp.Sources {
+			if e.Host == node && !e.Address.Unmap().Is4() {
+				out = append(out, "balancer "+bp.Name+": source guest "+e.Guest+" has non-IPv4 address "+e.Address.String()+"; its traffic is not balanced")
+			}
+		}
+	}
+	return out
+}
+
+func protocol(p spec.Protocol) spec.Protocol {
+	if p == "" {
+		return spec.TCP
+	}
+	return p
+}
+
+func addrBits(a netip.Addr) uint32 {
+	b := a.Unmap().As4()
+	return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+}
+
+func bitsAddr(a uint32) netip.Addr {
+	return netip.AddrFrom4([4]byte{byte(a >> 24), byte(a >> 16), byte(a >> 8), byte(a)})
+}
