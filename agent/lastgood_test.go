@@ -21,11 +21,11 @@ func TestLastGoodRoundTrip(t *testing.T) {
 		"README.md":        {Data: []byte("not a spec")},
 		".git/config.yaml": {Data: []byte("hidden")},
 	}
-	if err := saveLastGood(dir, "rev1", tree); err != nil {
+	if err := writeLastGood(dir, "rev1", tree); err != nil {
 		t.Fatalf("saveLastGood: %v", err)
 	}
 	second := fstest.MapFS{"hosts/b.yaml": {Data: []byte("kind: Host\nname: b\n")}}
-	if err := saveLastGood(dir, "rev2", second); err != nil {
+	if err := writeLastGood(dir, "rev2", second); err != nil {
 		t.Fatalf("saveLastGood: %v", err)
 	}
 	rev, fsys, err := loadLastGood(dir)
@@ -74,7 +74,7 @@ func TestLastGoodCopiesOnlySpecFiles(t *testing.T) {
 	must(os.Symlink("sub/h.yaml", filepath.Join(src, "link.yaml")))
 
 	state := t.TempDir()
-	must(saveLastGood(state, "dir:abc", os.DirFS(src)))
+	must(writeLastGood(state, "dir:abc", os.DirFS(src)))
 	_, fsys, err := loadLastGood(state)
 	must(err)
 	var got []string

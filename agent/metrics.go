@@ -22,6 +22,9 @@ type metrics struct {
 	driftRepairs prometheus.Counter
 	applyErrors  prometheus.Counter
 	lastApply    prometheus.Gauge
+	passOverruns prometheus.Counter
+	saveErrors   prometheus.Counter
+	apiRefused   *prometheus.CounterVec
 }
 
 func newMetrics(a *Agent) *metrics {
@@ -65,9 +68,31 @@ func newMetrics(a *Agent) *metrics {
 			Name: "weir_last_apply_timestamp_seconds",
 			Help: "Unix time of the last successful apply.",
 		}),
+		passOverruns: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "weir_reconcile_deadline_exceeded_total",
+			Help: "Reconcile passes that overran their deadline.",
+		}),
+		saveErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "weir_last_good_save_errors_total",
+			Help: "Failed saves of the last good revision to the state directory; each is retried on the next pass.",
+		}),
+		apiRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "weir_api_requests_refused_total",
+			Help: "API requests refused before they were served, by reason (unauthorized, too_large, busy).",
+		}, []string{"reason"}),
 	}
+	healthy := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "weir_healthy",
+		Help: "1 when GET /healthz answers 200, 0 when it answers 503.",
+	}, func() float64 {
+		if a.Health().OK {
+			return 1
+		}
+		return 0
+	})
 	m.registry.MustRegister(m.duration, m.revision, m.rules, m.balancers, m.fetchErrors,
-		m.specErrors, m.driftRepairs, m.applyErrors, m.lastApply,
+		m.specErrors, m.driftRepairs, m.applyErrors, m.lastApply, m.passOverruns, m.saveErrors,
+		m.apiRefused, healthy,
 		&membersCollector{cl: a.deps.Cluster},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
