@@ -73,15 +73,14 @@ func FullText(rs *render.Ruleset) []byte {
 // AppendEach creates chain in table and appends each rule to it with one
 // iptables process per rule, as a per-rule library does.
 func AppendEach(t *IPTables, table, chain string, rules [][]string) error {
-	return t.do(func() error {
-		if err := t.ipt.NewChain(table, chain); err != nil {
+	ctx := context.Background()
+	if _, err := t.iptablesCmd(ctx, table, "-N", chain); err != nil {
+		return err
+	}
+	for _, r := range rules {
+		if _, err := t.iptablesCmd(ctx, table, append([]string{"-A", chain}, r...)...); err != nil {
 			return err
 		}
-		for _, r := range rules {
-			if err := t.ipt.Append(table, chain, r...); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	}
+	return nil
 }

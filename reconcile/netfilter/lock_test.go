@@ -1,0 +1,81 @@
+package netfilter_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	ts "weir/internal/testsupport"
+	"weir/reconcile/netfilter"
+)
+
+// holdXtablesLock points the legacy binaries at a lock file of the test's
+// own (XTABLES_LOCKFILE, so other tests and the host's firewall are not
+// blocked) and holds it, as another program applying rules would.
+func holdXtablesLock(t *testing.T) (release func()) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "xtables.lock")
+	t.Setenv("XTABLES_LOCKFILE", path)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	release = func() { f.Close() }
+	t.Cleanup(release)
+	return release
+}
+
+// TestHeldXtablesLock: while another program holds the xtables lock, every
+// command that needs it gives up after LockWait with ErrLocked instead of
+// waiting for good, and works once the lock is free.
+func TestHeldXtablesLock(t *testing.T) {
+	_, ns := ts.NewIPTables(t, netfilter.BackendLegacy) // skips where legacy does not work
+	nf, err := netfilter.NewIPTables(netfilter.IPTablesOptions{Backend: netfilter.BackendLegacy, Netns: ns.Name, LockWait: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := holdXtablesLock(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	text := []byte("*nat\n:WEIR-A - [0:0]\n-A WEIR-A -j RETURN\nCOMMIT\n")
+
+	start := time.Now()
+	err = nf.Restore(ctx, text)
+	if took := time.Since(start); !errors.Is(err, netfilter.ErrLocked) || took > 5*time.Second {
+		t.Fatalf("Restore with the lock held = %v after %v; want ErrLocked within about 1s", err, took)
+	}
+	t.Logf("Restore with the lock held: %v", err)
+	if _, err := nf.EnsureJump(ctx, "nat", "OUTPUT", []string{"-j", "RETURN"}); !errors.Is(err, netfilter.ErrLocked) {
+		t.Errorf("EnsureJump with the lock held = %v; want ErrLocked", err)
+	}
+
+	release()
+	if err := nf.Restore(ctx, text); err != nil {
+		t.Fatalf("Restore after the lock was released: %v", err)
+	}
+}
+
+// TestCommandTimeout: a command that outruns CommandTimeout is killed, and
+// the error says so.
+func TestCommandTimeout(t *testing.T) {
+	_, ns := ts.NewIPTables(t, netfilter.BackendLegacy)
+	// A lock wait longer than the command's deadline: the deadline wins.
+	nf, err := netfilter.NewIPTables(netfilter.IPTablesOptions{Backend: netfilter.BackendLegacy, Netns: ns.Name,
+		LockWait: time.Minute, CommandTimeout: 500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	holdXtablesLock(t)
+	start := time.Now()
+	err = nf.Restore(context.Background(), []byte("*nat\nCOMMIT\n"))
+	if took := time.Since(start); !errors.Is(err, context.DeadlineExceeded) || took > 5*time.Second {
+		t.Fatalf("Restore past its deadline = %v after %v; want it killed after about 500ms", err, took)
+	}
+}
