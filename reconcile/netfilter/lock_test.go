@@ -3,34 +3,12 @@ package netfilter_test
 import (
 	"context"
 	"errors"
-	"os"
-	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
 
 	ts "weir/internal/testsupport"
 	"weir/reconcile/netfilter"
 )
-
-// holdXtablesLock points the legacy binaries at a lock file of the test's
-// own (XTABLES_LOCKFILE, so other tests and the host's firewall are not
-// blocked) and holds it, as another program applying rules would.
-func holdXtablesLock(t *testing.T) (release func()) {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "xtables.lock")
-	t.Setenv("XTABLES_LOCKFILE", path)
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		t.Fatal(err)
-	}
-	release = func() { f.Close() }
-	t.Cleanup(release)
-	return release
-}
 
 // TestHeldXtablesLock: while another program holds the xtables lock, every
 // command that needs it gives up after LockWait with ErrLocked instead of
@@ -41,7 +19,7 @@ func TestHeldXtablesLock(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	release := holdXtablesLock(t)
+	release := ts.HoldXtablesLock(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	text := []byte("*nat\n:WEIR-A - [0:0]\n-A WEIR-A -j RETURN\nCOMMIT\n")
@@ -72,7 +50,7 @@ func TestCommandTimeout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	holdXtablesLock(t)
+	ts.HoldXtablesLock(t)
 	start := time.Now()
 	err = nf.Restore(context.Background(), []byte("*nat\nCOMMIT\n"))
 	if took := time.Since(start); !errors.Is(err, context.DeadlineExceeded) || took > 5*time.Second {
