@@ -40,6 +40,9 @@ func TestAgentFlagErrors(t *testing.T) {
 		{"extra argument", []string{"--node", "a", "--bind", "127.0.0.1:7946", "--dir", dir, "specs"}, nil, []string{"unexpected arguments"}},
 		{"env stands for flags", []string{"--bind", "127.0.0.1:7946", "--dir", dir}, map[string]string{"WEIR_NODE": "a", "WEIR_API": "198.18.0.1:7947"}, []string{"--api 198.18.0.1:7947"}},
 		{"missing secret file", []string{"--node", "a", "--bind", "127.0.0.1:7946", "--dir", dir, "--webhook-secret-file", filepath.Join(dir, "nope")}, nil, []string{"reading webhook secret"}},
+		{"public api without token", []string{"--node", "a", "--bind", "127.0.0.1:7946", "--dir", dir, "--api", "0.0.0.0:7947", "--webhook-secret-file", filepath.Join(dir, "nope")}, nil, []string{"not loopback requires --webhook-secret-file and --api-token-file"}},
+		{"missing token file", []string{"--node", "a", "--bind", "127.0.0.1:7946", "--dir", dir, "--api-token-file", filepath.Join(dir, "nope")}, nil, []string{"reading API token"}},
+		{"fetch timeout", []string{"--node", "a", "--bind", "127.0.0.1:7946", "--dir", dir, "--fetch-timeout", "0s"}, nil, []string{"--fetch-timeout must be positive"}},
 		{"bad key file", []string{"--node", "a", "--bind", "127.0.0.1:7946", "--dir", dir, "--gossip-key-file", agentWriteTemp(t, "not base64!\n")}, nil, []string{"gossip key file"}},
 	}
 	for _, tt := range tests {
