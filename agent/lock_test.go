@@ -16,11 +16,7 @@ import (
 // with a clear error within the lock wait, the loop goes on, health and
 // status say why, and the rules follow once the lock is free.
 func TestHeldXtablesLock(t *testing.T) {
-	_, ns := ts.NewIPTables(t, netfilter.BackendLegacy) // skips where legacy does not work
-	nf, err := netfilter.NewIPTables(netfilter.IPTablesOptions{Backend: netfilter.BackendLegacy, Netns: ns.Name, LockWait: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
+	nf, ns := ts.NewIPTablesWith(t, netfilter.IPTablesOptions{Backend: netfilter.BackendLegacy, LockWait: time.Second})
 	src := newFakeSource(yamlHosts + yamlBalancer(80))
 	cl := newFakeCluster(true, "host-a", "host-b", "host-c")
 	h := newHarnessDeps(t, Config{Node: "host-a"}, Deps{Source: src, Cluster: cl,

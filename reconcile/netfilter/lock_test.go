@@ -14,18 +14,14 @@ import (
 // command that needs it gives up after LockWait with ErrLocked instead of
 // waiting for good, and works once the lock is free.
 func TestHeldXtablesLock(t *testing.T) {
-	_, ns := ts.NewIPTables(t, netfilter.BackendLegacy) // skips where legacy does not work
-	nf, err := netfilter.NewIPTables(netfilter.IPTablesOptions{Backend: netfilter.BackendLegacy, Netns: ns.Name, LockWait: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
+	nf, _ := ts.NewIPTablesWith(t, netfilter.IPTablesOptions{Backend: netfilter.BackendLegacy, LockWait: time.Second})
 	release := ts.HoldXtablesLock(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	text := []byte("*nat\n:WEIR-A - [0:0]\n-A WEIR-A -j RETURN\nCOMMIT\n")
 
 	start := time.Now()
-	err = nf.Restore(ctx, text)
+	err := nf.Restore(ctx, text)
 	if took := time.Since(start); !errors.Is(err, netfilter.ErrLocked) || took > 5*time.Second {
 		t.Fatalf("Restore with the lock held = %v after %v; want ErrLocked within about 1s", err, took)
 	}
@@ -43,16 +39,12 @@ func TestHeldXtablesLock(t *testing.T) {
 // TestCommandTimeout: a command that outruns CommandTimeout is killed, and
 // the error says so.
 func TestCommandTimeout(t *testing.T) {
-	_, ns := ts.NewIPTables(t, netfilter.BackendLegacy)
 	// A lock wait longer than the command's deadline: the deadline wins.
-	nf, err := netfilter.NewIPTables(netfilter.IPTablesOptions{Backend: netfilter.BackendLegacy, Netns: ns.Name,
+	nf, _ := ts.NewIPTablesWith(t, netfilter.IPTablesOptions{Backend: netfilter.BackendLegacy,
 		LockWait: time.Minute, CommandTimeout: 500 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
 	ts.HoldXtablesLock(t)
 	start := time.Now()
-	err = nf.Restore(context.Background(), []byte("*nat\nCOMMIT\n"))
+	err := nf.Restore(context.Background(), []byte("*nat\nCOMMIT\n"))
 	if took := time.Since(start); !errors.Is(err, context.DeadlineExceeded) || took > 5*time.Second {
 		t.Fatalf("Restore past its deadline = %v after %v; want it killed after about 500ms", err, took)
 	}
