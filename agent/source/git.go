@@ -121,7 +121,7 @@ func NewGit(cfg GitConfig) (*Git, error) {
 	if err != nil {
 		return nil, err
 	}
-	name := cfg.URL
+	name := RedactURL(cfg.URL)
 	cfg, err = cfg.withDefaults(name)
 	if err != nil {
 		return nil, err
@@ -191,7 +191,7 @@ func (c GitConfig) withDefaults(name string) (GitConfig, error) {
 func (c GitConfig) endpoint(name string) (*transport.Endpoint, error) {
 	ep, err := transport.NewEndpoint(c.URL)
 	if err != nil {
-		return nil, fmt.Errorf("git source: parsing URL %q: %w", name, err)
+		return nil, fmt.Errorf("git source: parsing URL %q: %w", name, withoutURL(err))
 	}
 	if c.SSHKeyFile != "" && ep.Protocol != "ssh" {
 		return nil, fmt.Errorf("git source %s: an SSH key is given but the URL is not an ssh URL", name)
@@ -228,8 +228,11 @@ func RedactURL(raw string) string {
 // in any other URL, or one given twice, is refused.
 func (c GitConfig) withoutCredentials() (GitConfig, string, error) {
 	u, err := url.Parse(c.URL)
+	if err != nil && strings.Contains(c.URL, "://") {
+		return c, "", fmt.Errorf("git source: parsing URL %q: %w", RedactURL(c.URL), withoutURL(err))
+	}
 	if err != nil || u.Scheme == "" || u.User == nil {
-		return c, "", nil
+		return c, "", nil // scp-like, or nothing to take out
 	}
 	pass, hasPass := u.User.Password()
 	name := RedactURL(c.URL)
@@ -250,6 +253,16 @@ func (c GitConfig) withoutCredentials() (GitConfig, string, error) {
 	u.User = nil
 	c.URL = u.String()
 	return c, pass, nil
+}
+
+// withoutURL drops the URL a *url.Error quotes (with any password in it),
+// keeping its cause.
+func withoutURL(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
 }
 
 // cleanSpecPath normalizes a --path value to a slash-separated path relative

@@ -158,6 +158,7 @@ func TestCredentialsInURLRefused(t *testing.T) {
 		{"password twice", GitConfig{URL: "https://a:hunter2@h/r", StateDir: dir, PasswordFile: pw}, "a password both in the URL and in a password file"},
 		{"two users", GitConfig{URL: "https://a:hunter2@h/r", StateDir: dir, Username: "b"}, `user "a" in the URL but "b"`},
 		{"ssh password", GitConfig{URL: "ssh://a:hunter2@h/r", StateDir: dir}, "a password in a ssh URL is not supported"},
+		{"unparsable", GitConfig{URL: "https://a:hunter2@h:port/r", StateDir: dir}, `parsing URL "https:xxxxx@h:port/r"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
