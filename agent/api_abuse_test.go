@@ -211,6 +211,7 @@ func TestAPIConcurrencyLimit(t *testing.T) {
 		c, _ := rawRequest(t, addr, "POST /refresh HTTP/1.1\nHost: weir\nContent-Length: 100\nX-Hub-Signature-256: "+fakeSig)
 		slow = append(slow, c)
 	}
+	waitFor(t, "both slow requests served", func() bool { return counterValue(t, h.a, "weir_api_requests_in_flight") == 2 })
 	busy := func() int {
 		resp, err := http.Get("http://" + addr + "/status")
 		if err != nil {

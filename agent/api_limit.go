@@ -14,7 +14,11 @@ func (a *Agent) limit(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		select {
 		case sem <- struct{}{}:
-			defer func() { <-sem }()
+			a.metrics.apiInFlight.Inc()
+			defer func() {
+				a.metrics.apiInFlight.Dec()
+				<-sem
+			}()
 			next.ServeHTTP(w, r)
 		default:
 			a.metrics.apiRefused.WithLabelValues("busy").Inc()

@@ -14,6 +14,7 @@ type fetched struct {
 	rejectErr error         // why rev did not validate
 	err       error         // why the source gave no revision
 	known     bool          // rev was attempted already: nothing to do
+	overdue   bool          // it answered after its deadline, already counted as failed
 }
 
 // startFetch starts the fetch worker when a fetch is wanted, none runs and
@@ -68,6 +69,7 @@ func (a *Agent) fetchOnce(ctx context.Context) fetched {
 // fetchAnswered takes the worker's answer into the schedule: the next pass
 // acts on it.
 func (a *Agent) fetchAnswered(s *schedule, f fetched) {
+	f.overdue = s.fetches.overdue
 	s.fetches.inFlight, s.fetches.answered = false, true
 	s.result = &f
 	a.mu.Lock()
@@ -96,7 +98,9 @@ func (a *Agent) takeFetch(ctx context.Context, f *fetched) (cand *revisionSpec, 
 		if ctx.Err() != nil {
 			return nil, false
 		}
-		a.metrics.fetchErrors.Inc()
+		if !f.overdue {
+			a.metrics.fetchErrors.Inc()
+		}
 		a.mu.Lock()
 		a.fetchErr = fmt.Errorf("fetching specs: %w", f.err)
 		a.mu.Unlock()

@@ -25,6 +25,7 @@ type metrics struct {
 	passOverruns prometheus.Counter
 	saveErrors   prometheus.Counter
 	apiRefused   *prometheus.CounterVec
+	apiInFlight  prometheus.Gauge
 }
 
 func newMetrics(a *Agent) *metrics {
@@ -80,6 +81,10 @@ func newMetrics(a *Agent) *metrics {
 			Name: "weir_api_requests_refused_total",
 			Help: "API requests refused before they were served, by reason (unauthorized, too_large, busy).",
 		}, []string{"reason"}),
+		apiInFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "weir_api_requests_in_flight",
+			Help: "API requests being served now (at most the concurrency limit).",
+		}),
 	}
 	healthy := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "weir_healthy",
@@ -92,7 +97,7 @@ func newMetrics(a *Agent) *metrics {
 	})
 	m.registry.MustRegister(m.duration, m.revision, m.rules, m.balancers, m.fetchErrors,
 		m.specErrors, m.driftRepairs, m.applyErrors, m.lastApply, m.passOverruns, m.saveErrors,
-		m.apiRefused, healthy,
+		m.apiRefused, m.apiInFlight, healthy,
 		&membersCollector{cl: a.deps.Cluster},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),

@@ -49,8 +49,10 @@ type IPTablesOptions struct {
 
 // Defaults of IPTablesOptions.
 const (
-	DefaultLockWait       = 5 * time.Second
-	DefaultCommandTimeout = 30 * time.Second
+	DefaultLockWait = 5 * time.Second
+	// DefaultCommandTimeout is a backstop: a restore of Render's 10,000
+	// balancers takes about 9 s on nft (BENCHMARKS.md).
+	DefaultCommandTimeout = time.Minute
 )
 
 // IPTables is the real Netfilter: whole-table transactions through
