@@ -2,6 +2,7 @@ package testsupport
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -48,8 +49,8 @@ func NewNetns(t testing.TB) *Netns {
 		t.Skip("needs iproute2's ip to create network namespaces")
 	}
 	n := &Netns{Name: fmt.Sprintf("%s%d", netnsPrefix, netnsSeq.Add(1)), t: t}
-	if out, err := exec.Command("ip", "netns", "add", n.Name).CombinedOutput(); err != nil {
-		t.Fatalf("ip netns add %s: %v: %s", n.Name, err, out)
+	if err := AddNetns(context.Background(), n.Name); err != nil {
+		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		if err := n.Remove(); err != nil {
@@ -63,18 +64,14 @@ func NewNetns(t testing.TB) *Netns {
 // benchmark that creates one per operation. Later calls only return the
 // first one's error.
 func (n *Netns) Remove() error {
-	n.remove.Do(func() {
-		if out, err := exec.Command("ip", "netns", "del", n.Name).CombinedOutput(); err != nil {
-			n.err = fmt.Errorf("ip netns del %s: %w: %s", n.Name, err, out)
-		}
-	})
+	n.remove.Do(func() { n.err = DelNetns(context.Background(), n.Name) })
 	return n.err
 }
 
 // Command returns a command that runs args[0] with the other args inside the
 // namespace, through `ip netns exec`.
 func (n *Netns) Command(args ...string) *exec.Cmd {
-	return exec.Command("ip", append([]string{"netns", "exec", n.Name}, args...)...)
+	return NetnsCommand(context.Background(), n.Name, args...)
 }
 
 // Output runs args inside the namespace and returns its standard output;
@@ -125,4 +122,32 @@ func (n *Netns) output(stdin []byte, args []string) (string, error) {
 // behind that expect to be in the namespace.
 func (n *Netns) Do(fn func() error) error {
 	return netfilter.InNetns(n.Name, fn)
+}
+
+// AddNetns creates the named network namespace (ip netns add). Every
+// namespace of weir's tests, of the e2e lab, the bench and the demo is
+// created here and deleted by DelNetns; netfilter.InNetns is how a thread
+// enters one, NetnsCommand how a process runs in one.
+func AddNetns(ctx context.Context, name string) error {
+	return ipNetns(ctx, "add", name)
+}
+
+// DelNetns deletes the named network namespace (ip netns del). Processes
+// still running in it keep it alive, unnamed, until they exit.
+func DelNetns(ctx context.Context, name string) error {
+	return ipNetns(ctx, "del", name)
+}
+
+func ipNetns(ctx context.Context, verb, name string) error {
+	if out, err := exec.CommandContext(ctx, "ip", "netns", verb, name).CombinedOutput(); err != nil {
+		return fmt.Errorf("ip netns %s %s: %w: %s", verb, name, err, bytes.TrimSpace(out))
+	}
+	return nil
+}
+
+// NetnsCommand returns a command that runs args[0] with the other args
+// inside namespace ns, through `ip netns exec`, which execs the program in
+// place: the command's pid is the program's.
+func NetnsCommand(ctx context.Context, ns string, args ...string) *exec.Cmd {
+	return exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", ns}, args...)...)
 }
