@@ -1,18 +1,15 @@
 package main
 
 import (
-	"flag"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"testing/fstest"
 	"time"
 
+	"weir/internal/testsupport"
 	"weir/spec"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files under testdata")
 
 func TestParseBench(t *testing.T) {
 	out := `goos: linux
@@ -229,22 +226,8 @@ func TestReportGolden(t *testing.T) {
 	var text, md strings.Builder
 	rep.WriteText(&text)
 	rep.WriteMarkdown(&md)
-	for _, g := range []struct{ file, got string }{{"report.txt", text.String()}, {"report.md", md.String()}} {
-		path := filepath.Join("testdata", g.file)
-		if *update {
-			if err := os.WriteFile(path, []byte(g.got), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		want, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatalf("%v (run go test ./e2e/bench -update)", err)
-		}
-		if g.got != string(want) {
-			t.Errorf("%s differs from the golden file; got:\n%s", g.file, g.got)
-		}
-	}
+	testsupport.Golden(t, "report.txt", []byte(text.String()))
+	testsupport.Golden(t, "report.md", []byte(md.String()))
 	if !strings.Contains(md.String(), "| 5 | 5. gossip \\| pipes | error: exit status 1: boom |") {
 		t.Errorf("markdown lacks the escaped FAILED row of the failed step")
 	}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -114,6 +115,11 @@ func (r *Report) WriteText(w io.Writer) {
 	tw.Flush()
 	met, notMet, failed := r.counts()
 	fmt.Fprintf(w, "\ntargets met: %d, not met: %d, failed measurements: %d; took %v\n", met, notMet, failed, r.Took.Round(time.Second))
+}
+
+// failed reports whether a step ended with an error.
+func (r *Report) failed() bool {
+	return slices.ContainsFunc(r.Steps, func(s StepResult) bool { return s.Err != "" })
 }
 
 func (r *Report) counts() (met, notMet, failed int) {

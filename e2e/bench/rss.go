@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"weir/e2e/lab"
+	"weir/internal/testsupport"
 )
 
 // Settings of the memory rows.
@@ -82,16 +82,7 @@ func ParseMetric(text, name string) (float64, bool) {
 
 // heapInUse reads go_memstats_heap_inuse_bytes from the agent's /metrics.
 func (a *agents) heapInUse(ctx context.Context, h *lab.Host) (float64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+lab.APIAddr+"/metrics", nil)
-	if err != nil {
-		return 0, err
-	}
-	resp, err := a.clients[h.Name].Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
+	_, b, err := a.weir.API(ctx, h, http.MethodGet, "/metrics")
 	if err != nil {
 		return 0, err
 	}
@@ -126,7 +117,7 @@ func (s *suite) rssBasic(ctx context.Context) ([]Row, error) {
 		}
 	}
 	a, err := s.startAgents(ctx, l, "basic", func(h *lab.Host) []string {
-		return append(joinAll(l, h), "--dir", filepath.Join(l.Dir, "specs", h.Name))
+		return append(lab.JoinArgs(l.Hosts, h), "--dir", filepath.Join(l.Dir, "specs", h.Name))
 	})
 	if err != nil {
 		return nil, err
@@ -143,7 +134,7 @@ func (s *suite) rssBasic(ctx context.Context) ([]Row, error) {
 	var worst ProcMem
 	var heap float64
 	for _, h := range l.Hosts {
-		m, err := procMem(a.procs[h.Name].Pid())
+		m, err := procMem(a.weir.Agent(h.Name).Pid())
 		if err != nil {
 			return nil, err
 		}
@@ -186,12 +177,12 @@ func (s *suite) rssBig(ctx context.Context) ([]Row, error) {
 	// takes them all at once.
 	defer a.stopAnd(false)
 	h := l.Hosts[0]
-	pid := a.procs[h.Name].Pid()
+	pid := a.weir.Agent(h.Name).Pid()
 	t0 := time.Now()
 	var st lab.Status
-	err = lab.Eventually(ctx, bigConvergeWait, 100*time.Millisecond, func() error {
+	err = testsupport.Eventually(ctx, bigConvergeWait, 100*time.Millisecond, func() error {
 		var err error
-		if st, err = a.status(ctx, h); err != nil {
+		if st, err = a.weir.Status(ctx, h); err != nil {
 			return err
 		}
 		if _, err := (goal{n: 1}).converged(st); err != nil {
