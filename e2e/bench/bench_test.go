@@ -217,8 +217,8 @@ func TestReportGolden(t *testing.T) {
 		Steps: []StepResult{
 			{Name: "apply-full", Title: "2. full apply", Took: 90 * time.Second, LoadBefore: "1.00 0.50 0.20", LoadAfter: "1.90 0.90 0.40",
 				Rows: []Row{
-					{Issue: "2", Name: "full apply, 1k balancers, nft", Weir: "61 ms", Anchor: "raw iptables-restore 55 ms", Ratio: "1.11×", Target: "≤ 1.2× floor", Met: Met, Cmd: goCmd(benchArgs("./reconcile", "^BenchmarkApplyFull$", "2x", 1)...)},
-					{Issue: "2", Name: "full apply, 10k balancers, nft", Weir: "900 ms", Anchor: "raw iptables-restore 600 ms", Ratio: "1.50×", Target: "≤ 1.2× floor", Met: NotMet, Cmd: "go test …"},
+					{Group: "2", Name: "full apply, 1k balancers, nft", Weir: "61 ms", Anchor: "raw iptables-restore 55 ms", Ratio: "1.11×", Target: "≤ 1.2× floor", Met: Met, Cmd: goCmd(benchArgs("./reconcile", "^BenchmarkApplyFull$", "2x", 1)...)},
+					{Group: "2", Name: "full apply, 10k balancers, nft", Weir: "900 ms", Anchor: "raw iptables-restore 600 ms", Ratio: "1.50×", Target: "≤ 1.2× floor", Met: NotMet, Cmd: "go test …"},
 				}},
 			{Name: "gossip", Title: "5. gossip | pipes", Took: time.Minute, LoadBefore: "1", LoadAfter: "2", Err: "exit status 1: boom"},
 		},

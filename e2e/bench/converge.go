@@ -112,14 +112,13 @@ func faster(s Sample) string {
 
 // convergeRows are the two rows of one convergence mode: until every agent
 // applied the change, and until every agent's status said the cluster
-// converged on it (the issue's measure; the target, when given, is p50 < 1 s
-// on it).
+// converged on it (the measure the target, when given, p50 < 1 s, is on).
 func convergeRows(what string, converged, applied Sample, target bool, cmd string) []Row {
 	const anchor = "Argo CD 120–180 s, Flux ≥ 60 s (default Git polling)"
 	ratio := faster
 	rows := []Row{
-		{Issue: "4", Name: what + " → every agent's status converged on it", Weir: converged.String(), Anchor: anchor, Ratio: ratio(converged), Cmd: cmd},
-		{Issue: "4", Name: what + " → every agent applied it", Weir: applied.String(), Anchor: anchor, Ratio: ratio(applied), Cmd: cmd},
+		{Group: "4", Name: what + " → every agent's status converged on it", Weir: converged.String(), Anchor: anchor, Ratio: ratio(converged), Cmd: cmd},
+		{Group: "4", Name: what + " → every agent applied it", Weir: applied.String(), Anchor: anchor, Ratio: ratio(applied), Cmd: cmd},
 	}
 	if target {
 		rows[0].Target, rows[0].Met = "p50 < 1 s", verdict(converged.Pct(0.5) < time.Second)
@@ -170,7 +169,7 @@ func stepConvergeGit(ctx context.Context, s *suite) ([]Row, error) {
 		return rows, err
 	}
 	// Without gossip each agent's status covers itself only: converged = applied.
-	return append(rows, Row{Issue: "4", Name: fmt.Sprintf("%d agents, Git: push, polling only (--poll %v ±10 %%, no gossip, no hints) → the last agent applied it", convergeHosts, gitPoll),
+	return append(rows, Row{Group: "4", Name: fmt.Sprintf("%d agents, Git: push, polling only (--poll %v ±10 %%, no gossip, no hints) → the last agent applied it", convergeHosts, gitPoll),
 		Weir: conv.String(), Anchor: "Argo CD 120–180 s, Flux ≥ 60 s (default Git polling)",
 		Ratio: faster(conv), Cmd: cmd}), nil
 }

@@ -1,4 +1,4 @@
-// Command bench is `make bench` (issue 7): it runs every row of weir's
+// Command bench is `make bench`: it runs every row of weir's
 // benchmark suite on this machine — the Go benchmarks of reconcile, spec and
 // cluster as `go test` subprocesses, and the convergence and memory rows
 // itself on real `weir agent` processes in network namespaces (weir/e2e/lab)

@@ -17,7 +17,7 @@ import (
 
 // Settings of the memory rows.
 const (
-	rssLimit        = 64 << 20         // the issue's target
+	rssLimit        = 64 << 20         // the target of the memory rows
 	idleAfter       = 30 * time.Second // examples/basic: read this long after converging
 	settledAfter    = 40 * time.Second // 10k: read this long after converging (> the 30 s resync)
 	bigBalancers    = 10000
@@ -147,10 +147,10 @@ func (s *suite) rssBasic(ctx context.Context) ([]Row, error) {
 	}
 	const cmd = "go run ./e2e/bench -only rss"
 	return []Row{
-		{Issue: "6", Name: fmt.Sprintf("agent VmRSS idle, examples/basic, 3 agents, %v after converging (largest)", idleAfter),
+		{Group: "6", Name: fmt.Sprintf("agent VmRSS idle, examples/basic, 3 agents, %v after converging (largest)", idleAfter),
 			Weir: mib(worst.RSS), Anchor: "Go heap in use " + fmtBytes(heap), Ratio: fmtRatio(float64(worst.RSS)/rssLimit) + " of target",
 			Target: "< 64 MiB", Met: verdict(worst.RSS < rssLimit), Cmd: cmd},
-		{Issue: "6", Name: "agent VmHWM (peak), examples/basic (largest)",
+		{Group: "6", Name: "agent VmHWM (peak), examples/basic (largest)",
 			Weir: mib(worst.HWM), Ratio: fmtRatio(float64(worst.HWM)/rssLimit) + " of target",
 			Target: "< 64 MiB", Met: verdict(worst.HWM < rssLimit), Cmd: cmd},
 	}, nil
@@ -220,10 +220,10 @@ func (s *suite) rssBig(ctx context.Context) ([]Row, error) {
 	const cmd = "go run ./e2e/bench -only rss"
 	what := fmt.Sprintf("10k balancers × 5 targets, 100 hosts, %d rules on the agent's host", self.Rules)
 	return []Row{
-		{Issue: "6", Name: "agent VmHWM (peak) from start to settled, " + what,
+		{Group: "6", Name: "agent VmHWM (peak) from start to settled, " + what,
 			Weir: mib(settled.HWM), Anchor: fmt.Sprintf("VmRSS %s when converged (%s after start)", mib(atConverge.RSS), fmtDur(converged)),
 			Ratio: fmtRatio(float64(settled.HWM)/rssLimit) + " of target", Target: "< 64 MiB", Met: verdict(settled.HWM < rssLimit), Cmd: cmd},
-		{Issue: "6", Name: fmt.Sprintf("agent VmRSS settled, %v after converging, %s", settledAfter, what),
+		{Group: "6", Name: fmt.Sprintf("agent VmRSS settled, %v after converging, %s", settledAfter, what),
 			Weir: mib(settled.RSS), Anchor: "Go heap in use " + fmtBytes(heap), Ratio: fmtRatio(float64(settled.RSS)/rssLimit) + " of target",
 			Target: "< 64 MiB", Met: verdict(settled.RSS < rssLimit), Cmd: cmd},
 	}, nil
