@@ -15,28 +15,21 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 
 	"weir/e2e/lab"
 )
 
 func main() {
-	lab.MaybeServe() // a re-executed lab helper never returns from here
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
-	os.Exit(code)
+	lab.Main(func(ctx context.Context) int { return run(ctx, os.Args[1:], os.Stdout, os.Stderr) })
 }
 
 // options is the bench's command line.
@@ -262,6 +255,3 @@ func loadavg() string {
 	}
 	return strings.Join(f[:3], " ")
 }
-
-// errNoRows is returned by a step whose output held none of its benchmarks.
-var errNoRows = errors.New("no benchmark results in the output")

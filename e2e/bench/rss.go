@@ -93,8 +93,6 @@ func (a *agents) heapInUse(ctx context.Context, h *lab.Host) (float64, error) {
 	return v, nil
 }
 
-func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
-
 func stepRSS(ctx context.Context, s *suite) ([]Row, error) {
 	rows, err := s.rssBasic(ctx)
 	if err != nil {

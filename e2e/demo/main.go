@@ -13,25 +13,22 @@ import (
 	"maps"
 	"net/http"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 
 	"weir/e2e/lab"
 )
 
 func main() {
-	lab.MaybeServe() // a re-executed helper (a guest's name server, a client) never returns
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Stdout)
-	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "demo:", err)
-		os.Exit(1)
-	}
+	lab.Main(func(ctx context.Context) int {
+		if err := run(ctx, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "demo:", err)
+			return 1
+		}
+		return 0
+	})
 }
 
 // frontend is examples/basic's balancer address.
