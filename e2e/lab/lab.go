@@ -1,5 +1,5 @@
 // Package lab builds a throw-away network of Linux network namespaces for weir's
-// end-to-end tests and its demo: a switch namespace holding a bridge, host
+// end-to-end tests, the bench and the demo: a switch namespace holding a bridge, host
 // namespaces on that bridge (198.18.0.i/24), guest namespaces behind every host
 // (198.19.i.(j+1)/32, default route via their host), and a Git server namespace
 // (198.18.0.250) running the real `git daemon`.
@@ -9,6 +9,11 @@
 // 198.20.0.0/24 are routed nowhere: a host answers a packet to a frontend that
 // weir did not rewrite with ICMP unreachable, so a missing rule shows up as a
 // failed connection at once instead of a leak or a timeout.
+//
+// It is how those three create namespaces and run in them (on
+// internal/testsupport's AddNetns and NetnsCommand, and netfilter.InNetns
+// for a socket), start weir agents and read their status (Weir), and wait
+// (testsupport.Eventually).
 package lab
 
 import (

@@ -129,18 +129,19 @@ func (n *Netns) Do(fn func() error) error {
 // created here and deleted by DelNetns; netfilter.InNetns is how a thread
 // enters one, NetnsCommand how a process runs in one.
 func AddNetns(ctx context.Context, name string) error {
-	return ipNetns(ctx, "add", name)
+	return runIP(ctx, "netns", "add", name)
 }
 
 // DelNetns deletes the named network namespace (ip netns del). Processes
 // still running in it keep it alive, unnamed, until they exit.
 func DelNetns(ctx context.Context, name string) error {
-	return ipNetns(ctx, "del", name)
+	return runIP(ctx, "netns", "del", name)
 }
 
-func ipNetns(ctx context.Context, verb, name string) error {
-	if out, err := exec.CommandContext(ctx, "ip", "netns", verb, name).CombinedOutput(); err != nil {
-		return fmt.Errorf("ip netns %s %s: %w: %s", verb, name, err, bytes.TrimSpace(out))
+// runIP runs iproute2's ip with args; its error holds ip's output.
+func runIP(ctx context.Context, args ...string) error {
+	if out, err := exec.CommandContext(ctx, "ip", args...).CombinedOutput(); err != nil {
+		return fmt.Errorf("ip %s: %w: %s", strings.Join(args, " "), err, bytes.TrimSpace(out))
 	}
 	return nil
 }
