@@ -3,9 +3,12 @@ package testsupport
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -38,6 +41,32 @@ var netnsPrefix = fmt.Sprintf("wt%d-", os.Getpid())
 // netnsSeq numbers the namespaces of one test process.
 var netnsSeq atomic.Int64
 
+// sweepOnce runs sweepStaleNetns before the first namespace of a process.
+var sweepOnce sync.Once
+
+// staleNetns matches the names NewNetns gives, capturing the creator's pid.
+var staleNetns = regexp.MustCompile(`^wt([0-9]+)-[0-9]+$`)
+
+// sweepStaleNetns deletes the namespaces that test processes which no longer
+// exist left behind (kill -9, a test timeout): a name holds its creator's
+// pid, so a namespace whose pid is gone belongs to nobody. It is best effort:
+// a namespace it cannot delete is left for the next run.
+func sweepStaleNetns() {
+	entries, err := os.ReadDir("/run/netns")
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		m := staleNetns.FindStringSubmatch(e.Name())
+		if m == nil {
+			continue
+		}
+		if _, err := os.Stat("/proc/" + m[1]); errors.Is(err, fs.ErrNotExist) {
+			DelNetns(context.Background(), e.Name()) //nolint:errcheck // best effort, see above
+		}
+	}
+}
+
 // NewNetns creates a namespace for t and removes it when t ends. It skips t
 // when not root or when iproute2's ip is not installed.
 func NewNetns(t testing.TB) *Netns {
@@ -48,6 +77,7 @@ func NewNetns(t testing.TB) *Netns {
 	if _, err := exec.LookPath("ip"); err != nil {
 		t.Skip("needs iproute2's ip to create network namespaces")
 	}
+	sweepOnce.Do(sweepStaleNetns)
 	n := &Netns{Name: fmt.Sprintf("%s%d", netnsPrefix, netnsSeq.Add(1)), t: t}
 	if err := AddNetns(context.Background(), n.Name); err != nil {
 		t.Fatal(err)
