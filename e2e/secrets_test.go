@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"weir/e2e/lab"
+	"weir/internal/testsupport"
 )
 
 // envGitHTTP makes the test binary, re-executed inside a namespace, serve
@@ -89,7 +90,7 @@ func TestCredentialsNeverLeak(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.api(ha, "POST", "/refresh")
-	err = lab.Eventually(e.ctx, waitFor, 200*time.Millisecond, func() error {
+	err = testsupport.Eventually(e.ctx, waitFor, 200*time.Millisecond, func() error {
 		if _, body := e.api(ha, "GET", "/status"); !strings.Contains(body, gitAddr) {
 			return fmt.Errorf("no fetch error naming %s in /status yet", gitAddr)
 		}

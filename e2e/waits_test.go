@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"weir/e2e/lab"
+	"weir/internal/testsupport"
 )
 
 // stopGit stops the lab's git daemon and the children it forked with
@@ -34,18 +35,18 @@ func (e *env) stopGit() (resume func()) {
 // api sends method path to host h's agent API and returns status and body.
 func (e *env) api(h *lab.Host, method, path string) (int, string) {
 	e.t.Helper()
-	code, body, err := e.lab.HTTP(e.ctx, h.NS, method, "http://"+lab.APIAddr+path)
+	code, body, err := e.weir.API(e.ctx, h, method, path)
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	return code, body
+	return code, string(body)
 }
 
 // waitHealth waits until host h's /healthz answers code with a body
 // containing want.
 func (e *env) waitHealth(h *lab.Host, code int, want string) {
 	e.t.Helper()
-	err := lab.Eventually(e.ctx, waitFor, 200*time.Millisecond, func() error {
+	err := testsupport.Eventually(e.ctx, waitFor, 200*time.Millisecond, func() error {
 		got, body := e.api(h, "GET", "/healthz")
 		if got != code || !strings.Contains(body, want) {
 			return fmt.Errorf("GET /healthz = %d %q; want %d with %q", got, strings.TrimSpace(body), code, want)
@@ -99,7 +100,7 @@ func TestHandFlushRepairedWhileGitHangs(t *testing.T) {
 		t.Errorf("repair took %v with Git stopped; want within the resync period %v (+5s slack)", took, resync)
 	}
 
-	if err := e.agents["host-c"].Kill(); err != nil {
+	if err := e.agent("host-c").Kill(); err != nil {
 		t.Fatal(err)
 	}
 	killed := time.Now()
