@@ -120,6 +120,8 @@ type Config struct {
 	// LeaveTimeout bounds the graceful leave at shutdown.
 	LeaveTimeout time.Duration
 	// FetchTimeout bounds one fetch from the source (--fetch-timeout).
+	// Like PassTimeout it is enforced as a context deadline, which runs on
+	// the wall clock; Clock only judges overruns (Health).
 	FetchTimeout time.Duration
 	// PassTimeout bounds one reconcile pass.
 	PassTimeout time.Duration
