@@ -58,7 +58,9 @@ const (
 // IPTables is the real Netfilter: whole-table transactions through
 // iptables-restore --noflush, reads through iptables-save and iptables -S, and
 // jump rules through iptables -C/-I/-D. Every command waits at most LockWait
-// for the xtables lock and runs at most CommandTimeout.
+// for the xtables lock and runs at most CommandTimeout. These few commands
+// are run here rather than through go-iptables because it takes no context:
+// a command it started could not be cut off at the pass's deadline.
 type IPTables struct {
 	backend  string
 	iptables string // path of the iptables binary of the backend
