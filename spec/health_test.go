@@ -34,6 +34,8 @@ func TestRuleHealthCheck(t *testing.T) {
 			[]string{`balancers.yaml:12: spec.healthCheck.timeout: 2500ms must be less than the interval (2s)`}},
 		{"path on a tcp check", map[string]string{"balancers.yaml": hc("  path: /")},
 			[]string{`balancers.yaml:12: spec.healthCheck.path: a path is only for protocol http (this check is tcp)`}},
+		{"a bad escape", map[string]string{"balancers.yaml": hc("  protocol: http", "  path: /a%2")},
+			[]string{`balancers.yaml:13: spec.healthCheck.path: path "/a%2" must be printable ASCII without spaces, with % only in escapes such as %20`}},
 		{"not a mapping", map[string]string{"balancers.yaml": balancer("web-api", "198.20.0.10", "healthCheck: tcp")},
 			[]string{`balancers.yaml:11: spec.healthCheck: must be a mapping, not string "tcp"`}},
 		{"valid", map[string]string{"balancers.yaml": hc("  protocol: http", "  path: /healthz", "  interval: 1s")}, nil},

@@ -14,9 +14,9 @@ import (
 var durationRE = regexp.MustCompile(`^([0-9]+(\.[0-9]+)?(h|m|s|ms))+$`)
 
 // checkPathRE is the path syntax: "/" and then printable ASCII without
-// spaces, so the path goes into the request line as written (query
-// included); anything else must be percent-encoded.
-var checkPathRE = regexp.MustCompile(`^/[!-~]*$`)
+// spaces, with "%" only in percent-escapes, so the path goes into the
+// request line as written (query included) and always parses as a URL.
+var checkPathRE = regexp.MustCompile(`^/([!-$&-~]|%[0-9A-Fa-f]{2})*$`)
 
 // healthCheck checks spec.healthCheck and fills in its defaults; nil when
 // the balancer has none.
@@ -81,7 +81,7 @@ func (d *docCtx) checkPath(v string, proto CheckProtocol, protoOK bool) string {
 	case len(v) == 0 || v[0] != '/':
 		d.errorf(p, "%s: path %q must start with \"/\"", p, v)
 	case !checkPathRE.MatchString(v):
-		d.errorf(p, "%s: path %q must be printable ASCII without spaces (percent-encode the rest)", p, v)
+		d.errorf(p, "%s: path %q must be printable ASCII without spaces, with %% only in escapes such as %%20", p, v)
 	default:
 		return v
 	}
