@@ -13,6 +13,7 @@ import (
 	"go.uber.org/goleak"
 
 	"weir/agent/health"
+	ts "weir/internal/testsupport"
 	"weir/spec"
 )
 
@@ -204,9 +205,14 @@ func TestProberUpdate(t *testing.T) {
 		t.Errorf("a check dropped while unknown and in flight: transitions %v, state %s; want none, absent", got, stateOf(p, d.Address))
 	}
 	calls := fn.target(a.Address).calls.Load()
-	time.Sleep(5 * interval) // nothing may happen: wait a while, not for a condition
-	if got := fn.target(a.Address).calls.Load(); got != calls {
-		t.Errorf("a dropped check was probed %d more times", got-calls)
+	err := ts.Consistently(context.Background(), 5*interval, interval/4, func() error {
+		if got := fn.target(a.Address).calls.Load(); got != calls {
+			return fmt.Errorf("a dropped check was probed %d more times", got-calls)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Error(err)
 	}
 	// A hanging check times out into unhealthy while another stays healthy.
 	waitFor(t, 5*time.Second, "b to time out into unhealthy", func() bool { return stateOf(p, b.Address) == "unhealthy" })

@@ -78,7 +78,7 @@ func TestAssignHealth(t *testing.T) {
 			s := healthSpec(tt.weights)
 			h := tt.health
 			if h == nil {
-				h = unhealthy(t, s, tt.unhealthy...)
+				h = ts.Unhealthy(t, s, tt.unhealthy...)
 			}
 			p := plan.Assign(s, tt.alive, h)
 			bp := p.Balancers[0]
@@ -99,20 +99,6 @@ func TestAssignHealth(t *testing.T) {
 			}
 		})
 	}
-}
-
-// unhealthy is the health view in which the named guests' checks fail.
-func unhealthy(t *testing.T, s *spec.Spec, guests ...string) plan.UnhealthySet {
-	t.Helper()
-	var gps []plan.GuestPort
-	for _, g := range guests {
-		gps = append(gps, plan.GuestPort{Guest: g})
-	}
-	set, unmatched := plan.UnhealthyGuests(s, gps)
-	if len(unmatched) > 0 {
-		t.Fatalf("UnhealthyGuests: %v name no checked target", unmatched)
-	}
-	return set
 }
 
 // checkID is the ID of frontend-orders' check of guest in healthSpec.
@@ -140,7 +126,7 @@ func TestUnhealthyGuests(t *testing.T) {
 func TestCanonicalGoldenHealth(t *testing.T) {
 	s := healthSpec(map[string]int{"orders-1": 0})
 	s.Hosts = append(s.Hosts, ts.Host("host-d", "198.18.0.4", ts.Guest("orders-4", "198.19.4.2", "orders")))
-	p := plan.Assign(s, []string{"host-a", "host-b", "host-c"}, unhealthy(t, s, "orders-2"))
+	p := plan.Assign(s, []string{"host-a", "host-b", "host-c"}, ts.Unhealthy(t, s, "orders-2"))
 	ts.Golden(t, "health.plan", p.Canonical())
 }
 
@@ -155,10 +141,10 @@ func TestDigestCoversHealth(t *testing.T) {
 		h    plan.Health
 	}{
 		{"none", nil},
-		{"orders-2", unhealthy(t, s, "orders-2")},
-		{"orders-3", unhealthy(t, s, "orders-3")},
-		{"all but one", unhealthy(t, s, "orders-2", "orders-3")},
-		{"all: fail open", unhealthy(t, s, "orders-1", "orders-2", "orders-3")},
+		{"orders-2", ts.Unhealthy(t, s, "orders-2")},
+		{"orders-3", ts.Unhealthy(t, s, "orders-3")},
+		{"all but one", ts.Unhealthy(t, s, "orders-2", "orders-3")},
+		{"all: fail open", ts.Unhealthy(t, s, "orders-1", "orders-2", "orders-3")},
 	} {
 		d := plan.Assign(s, all, tc.h).Digest()
 		for prev, pd := range digests {
@@ -228,7 +214,7 @@ func TestAssignHealthDeterministic(t *testing.T) {
 
 func TestSharesSumToOne(t *testing.T) {
 	s := healthSpec(map[string]int{"orders-1": 0, "orders-2": 3})
-	for _, h := range []plan.Health{nil, unhealthy(t, s, "orders-2"), unhealthy(t, s, "orders-2", "orders-3")} {
+	for _, h := range []plan.Health{nil, ts.Unhealthy(t, s, "orders-2"), ts.Unhealthy(t, s, "orders-2", "orders-3")} {
 		bp := plan.Assign(s, []string{"host-a", "host-b", "host-c"}, h).Balancers[0]
 		sum := 0.0
 		for _, tg := range bp.Targets {

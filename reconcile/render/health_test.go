@@ -10,20 +10,6 @@ import (
 	"weir/spec"
 )
 
-// sick is the health view in which the named guests' checks fail.
-func sick(t *testing.T, s *spec.Spec, guests ...string) plan.Health {
-	t.Helper()
-	var gps []plan.GuestPort
-	for _, g := range guests {
-		gps = append(gps, plan.GuestPort{Guest: g})
-	}
-	set, unmatched := plan.UnhealthyGuests(s, gps)
-	if len(unmatched) > 0 {
-		t.Fatalf("UnhealthyGuests: %v name no checked target", unmatched)
-	}
-	return set
-}
-
 // TestTraceHealth proves with the packet tracer that unhealthy and drained
 // targets get no new connection, that the others share them by weight, and
 // that a balancer whose every target with weight > 0 fails fails open.
@@ -54,7 +40,7 @@ func TestTraceHealth(t *testing.T) {
 			w[g] = v
 		}
 		s := weightedSpec(ts.Weights(w), ts.Check(spec.CheckHTTP))
-		p := plan.Assign(s, tt.alive, sick(t, s, tt.unhealthy...))
+		p := plan.Assign(s, tt.alive, ts.Unhealthy(t, s, tt.unhealthy...))
 		for _, m := range dispatchModes {
 			t.Run(tt.name+"/"+m.name, func(t *testing.T) {
 				tr := newTracer(t, render.RenderWith(p, "host-a", m.opts))
@@ -75,7 +61,7 @@ func TestTraceHealth(t *testing.T) {
 // neighbour balancer untouched by the health view.
 func TestRenderHealthGolden(t *testing.T) {
 	s := weightedSpec(ts.Weights(map[string]int{"orders-1": 0, "orders-2": 2, "orders-3": 5}), ts.Check(spec.CheckHTTP))
-	p := plan.Assign(s, []string{"host-a", "host-b", "host-c"}, sick(t, s, "orders-2"))
+	p := plan.Assign(s, []string{"host-a", "host-b", "host-c"}, ts.Unhealthy(t, s, "orders-2"))
 	rs := render.Render(p, "host-a")
 	newTracer(t, rs)
 	got := dump(rs)
