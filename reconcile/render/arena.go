@@ -52,12 +52,13 @@ type outChain struct {
 func (a *arena) presize(nb, nt int) {
 	// Measured on random plans: about 330 bytes of rules per balancer (source
 	// match and dispatch tree) and 190 per target (choice and DNAT); at most
-	// 3 chains per balancer plus one per target (only local targets have one).
-	chains := 4 + 3*nb + nt
+	// 3 chains per balancer (the WEIR-SEP chains are few and grow the
+	// slices when there are any).
+	chains := 4 + 3*nb
 	a.text = make([]byte, 0, 256+340*nb+200*nt)
 	a.names = make([]byte, 0, 25*chains)
 	a.chains = make([]chainRec, 0, chains)
-	a.rules = make([]ruleRec, 0, 2+4*nb+2*nt)
+	a.rules = make([]ruleRec, 0, 2+4*nb+nt)
 	if a.key == nil {
 		a.key = make([]byte, 0, 128)
 	}

@@ -29,9 +29,9 @@ type dispatchEntry struct {
 const maxChainDepth = 15
 
 // treeDepth bounds the dispatch chains (WEIR-DST/PRO/PRT) on any path, so
-// that WEIR-SERVICES, the tree, and a balancer's SRC → SVC → SEP →
-// WEIR-MARK-MASQ stay within maxChainDepth with one level to spare.
-const treeDepth = maxChainDepth - 1 - 4 - 1
+// that WEIR-SERVICES, the tree, and a balancer's SRC → SVC → SEP stay
+// within maxChainDepth with two levels to spare.
+const treeDepth = maxChainDepth - 1 - 3 - 2
 
 // dispatch fills root with the dispatch tree (or list) leading to entries.
 //

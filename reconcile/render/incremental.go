@@ -20,6 +20,7 @@ type Renderer struct {
 	node  string
 	opts  RenderOptions
 	cache map[string]*balancerOut // by balancer name: the previous call's balancers
+	seps  sepChains
 }
 
 // NewRenderer returns a Renderer for host node.
@@ -30,7 +31,7 @@ func NewRenderer(node string, o RenderOptions) *Renderer {
 // Render returns the owned netfilter state the host must have for plan p;
 // see RenderWith.
 func (rr *Renderer) Render(p *plan.Plan) *Ruleset {
-	r := &renderer{node: rr.node, opts: rr.opts}
+	r := &renderer{node: rr.node, opts: rr.opts, seps: &rr.seps}
 	r.bal.prev, r.bal.next = rr.cache, make(map[string]*balancerOut, max(len(rr.cache), 64))
 	rs := r.render(p)
 	// Only this call's balancers are kept, so the cache holds nothing the

@@ -113,7 +113,7 @@ func TestRenderShape(t *testing.T) {
 	// A host that sets nothing still has every top chain, so its jumps are valid.
 	want := map[string][]string{
 		"filter": {render.RejectChain},
-		"nat":    {render.MarkMasqChain, render.PostroutingChain, render.ServicesChain},
+		"nat":    {render.PostroutingChain, render.ServicesChain},
 	}
 	if len(rs.Tables) != 2 || rs.Tables[0].Name != "filter" || rs.Tables[1].Name != "nat" {
 		t.Fatalf("tables = %v; want filter, nat", rs.Tables)
@@ -135,8 +135,8 @@ func TestRenderShape(t *testing.T) {
 	if rs.Balancers() != 0 || len(rs.Flows) != 0 {
 		t.Errorf("Balancers() = %d; want 0", rs.Balancers())
 	}
-	if got := rs.Rules(); got != 2 {
-		t.Errorf("Rules() = %d; want 2 (mark and masquerade)", got)
+	if got := rs.Rules(); got != 1 {
+		t.Errorf("Rules() = %d; want 1 (masquerade)", got)
 	}
 }
 
@@ -149,8 +149,8 @@ func TestRenderComments(t *testing.T) {
 					t.Errorf("%s %s: rule without comment: %s", tb.Name, c.Name, r)
 				}
 				perBalancer := !strings.HasPrefix(c.Name, "WEIR-DST-") && !strings.HasPrefix(c.Name, "WEIR-PRT-") &&
-					!strings.HasPrefix(c.Name, "WEIR-PRO-") && c.Name != render.ServicesChain && c.Name != render.RejectChain &&
-					c.Name != render.MarkMasqChain && c.Name != render.PostroutingChain
+					!strings.HasPrefix(c.Name, "WEIR-PRO-") && !strings.HasPrefix(c.Name, "WEIR-SEP-") &&
+					c.Name != render.ServicesChain && c.Name != render.RejectChain && c.Name != render.PostroutingChain
 				if perBalancer && strings.Contains(r, "--comment weir ") {
 					t.Errorf("%s %s: balancer rule with the generic comment: %s", tb.Name, c.Name, r)
 				}
