@@ -2,8 +2,7 @@ package spec
 
 import (
 	"fmt"
-	"maps"
-	"net/netip"
+		"net/netip"
 	"slices"
 	"strings"
 )
@@ -14,6 +13,7 @@ import (
 // balancer's checks see every guest and address of the tree.
 func (l *loader) checkTree(references bool) {
 	t := treeIndex{
+		errs:      &l.errs,
 		hosts:     map[string]Pos{},
 		guestPos:  map[string]Pos{},
 		guests:    map[string]*guestDef{},
@@ -35,6 +35,7 @@ func (l *loader) checkTree(references bool) {
 
 // treeIndex is what checkTree has seen of the tree so far, by name.
 type treeIndex struct {
+	errs      *ErrorList
 	hosts     map[string]Pos
 	guestPos  map[string]Pos
 	guests    map[string]*guestDef // the first guest of each name
@@ -52,65 +53,67 @@ type addrOwner struct {
 
 // host checks a host and its guests against the tree seen so far.
 func (t *treeIndex) host(h *hostDef) {
-	d := h.doc
-	unique(d, "metadata.name", "host", h.Name, h.Pos, t.hosts)
-	t.useAddr(d, "spec.address", h.Address, fmt.Sprintf("host %q", h.Name))
+	file := h.Pos.File
+	t.unique(h.Pos, "host", h.Name, t.hosts)
+	t.useAddr(file, h.addrLine, h.Address, fmt.Sprintf("host %q", h.Name))
 	for i := range h.guests {
 		g := &h.guests[i]
-		if unique(d, g.path+".name", "guest", g.Name, g.Pos, t.guestPos) {
+		if t.unique(g.Pos, "guest", g.Name, t.guestPos) {
 			t.guests[g.Name] = g
 		}
-		t.useAddr(d, g.path+".address", g.Address, fmt.Sprintf("guest %q", g.Name))
+		t.useAddr(file, g.addrLine, g.Address, fmt.Sprintf("guest %q", g.Name))
 		for _, s := range g.Services {
 			t.services[s] = true
 		}
 	}
 }
 
-// unique records name (when given) as defined at pos, or reports it at path
+// unique records name (when given) as defined at pos, or reports it there
 // as a duplicate of the first definition. It reports whether name is new.
-func unique(d *docCtx, path, kind, name string, pos Pos, seen map[string]Pos) bool {
+func (t *treeIndex) unique(pos Pos, kind, name string, seen map[string]Pos) bool {
 	if name == "" {
 		return false
 	}
 	if first, dup := seen[name]; dup {
-		d.errorf(path, "duplicate %s %q (first defined at %s)", kind, name, first)
+		t.errorf(pos, "duplicate %s %q (first defined at %s)", kind, name, first)
 		return false
 	}
 	seen[name] = pos
 	return true
 }
 
-// useAddr records the address a of a host or guest, given at path, or
-// reports it as taken.
-func (t *treeIndex) useAddr(d *docCtx, path string, a netip.Addr, what string) {
-	if !a.IsValid() || d.bad[path] {
+// useAddr records the address a of a host or guest, given at file:line, or
+// reports it as taken. An address that failed its own checks is invalid
+// and takes no part.
+func (t *treeIndex) useAddr(file string, line int, a netip.Addr, what string) {
+	if !a.IsValid() {
 		return
 	}
+	pos := Pos{File: file, Line: line}
 	if o, dup := t.addrs[a]; dup {
-		d.errorf(path, "duplicate address %s (first used by %s at %s)", a, o.what, o.pos)
+		t.errorf(pos, "duplicate address %s (first used by %s at %s)", a, o.what, o.pos)
 		return
 	}
-	t.addrs[a] = addrOwner{what, d.pos(path)}
+	t.addrs[a] = addrOwner{what, pos}
 }
 
 // balancer checks a balancer's name and frontend against the tree.
 func (t *treeIndex) balancer(b *balancerDef) {
-	d := b.doc
-	unique(d, "metadata.name", "balancer", b.Name, b.Pos, t.balancers)
+	file := b.Pos.File
+	t.unique(b.Pos, "balancer", b.Name, t.balancers)
 	fe := b.Frontend
 	if !fe.Address.IsValid() {
 		return
 	}
 	if o, taken := t.addrs[fe.Address]; taken {
-		d.errorf("spec.frontend.address", "spec.frontend.address: %s is the address of %s (%s); a frontend needs an address of its own", fe.Address, o.what, o.pos)
+		t.errorf(Pos{file, b.feAddrLine}, "spec.frontend.address: %s is the address of %s (%s); a frontend needs an address of its own", fe.Address, o.what, o.pos)
 	}
-	if fe.Port == 0 || d.bad["spec.frontend.protocol"] {
+	if fe.Port == 0 || b.protoBad {
 		return
 	}
 	key := frontendKey(fe)
 	if first, dup := t.frontends[key]; dup {
-		d.errorf("spec.frontend", "frontend %s is already used by balancer %q (%s)", key, first.Name, first.Pos)
+		t.errorf(Pos{file, b.feLine}, "frontend %s is already used by balancer %q (%s)", key, first.Name, first.Pos)
 		return
 	}
 	t.frontends[key] = b
@@ -118,26 +121,31 @@ func (t *treeIndex) balancer(b *balancerDef) {
 
 // references checks that the services and weighted guests of a balancer exist.
 func (t *treeIndex) references(b *balancerDef) {
-	d := b.doc
+	file := b.Pos.File
 	if b.Source != "" && !t.services[b.Source] {
-		d.errorf("spec.source", "spec.source: no guest runs service %q", b.Source)
+		t.errorf(Pos{file, b.sourceLine}, "spec.source: no guest runs service %q", b.Source)
 	}
 	if b.Target != "" && !t.services[b.Target] {
-		d.errorf("spec.target", "spec.target: no guest runs service %q", b.Target)
+		t.errorf(Pos{file, b.targetLine}, "spec.target: no guest runs service %q", b.Target)
 	}
 	if b.Target == "" || !t.services[b.Target] {
 		return
 	}
-	for _, name := range slices.Sorted(maps.Keys(b.Weights)) {
-		p := "spec.weights." + name
-		g, ok := t.guests[name]
+	for _, w := range b.weightLines {
+		p := "spec.weights." + w.name
+		g, ok := t.guests[w.name]
 		switch {
 		case !ok:
-			d.errorf(p, "%s: guest %q is not defined", p, name)
+			t.errorf(Pos{file, w.line}, "%s: guest %q is not defined", p, w.name)
 		case !slices.Contains(g.Services, b.Target):
-			d.errorf(p, "%s: guest %q does not run target service %q (defined at %s)", p, name, b.Target, g.Pos)
+			t.errorf(Pos{file, w.line}, "%s: guest %q does not run target service %q (defined at %s)", p, w.name, b.Target, g.Pos)
 		}
 	}
+}
+
+// errorf records a problem at pos.
+func (t *treeIndex) errorf(pos Pos, format string, args ...any) {
+	*t.errs = append(*t.errs, Error{Pos: pos, Msg: fmt.Sprintf(format, args...)})
 }
 
 // frontendKey renders a frontend as ADDRESS:PORT/PROTOCOL, bracketing IPv6.
@@ -153,7 +161,6 @@ func (l *loader) build() *Spec {
 		for _, g := range h.guests {
 			guest := g.Guest
 			guest.Host = host.Name
-			slices.Sort(guest.Services)
 			host.Guests = append(host.Guests, guest)
 		}
 		slices.SortFunc(host.Guests, func(a, b Guest) int { return strings.Compare(a.Name, b.Name) })

@@ -20,22 +20,33 @@ var dnsLabelRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
 // and '-', starting and ending with a letter or digit.
 func validName(s string) bool { return len(s) <= 63 && dnsLabelRE.MatchString(s) }
 
-// hostDef is a decoded Host document with what cross-document checks need.
+// hostDef is a decoded Host document with the lines the cross-document
+// checks report at. It keeps no reference to the document's line maps, so
+// a Loader can keep it from one revision to the next for little memory.
 type hostDef struct {
 	Host
-	doc    *docCtx
-	guests []guestDef // in document order
+	addrLine int        // line of spec.address (or its nearest ancestor)
+	guests   []guestDef // in document order
 }
 
 type guestDef struct {
 	Guest
-	path string // "spec.guests[i]"
+	addrLine int // line of the guest's address
 }
 
-// balancerDef is a decoded Balancer document.
+// balancerDef is a decoded Balancer document with the lines the
+// cross-document checks report at.
 type balancerDef struct {
 	Balancer
-	doc *docCtx
+	feAddrLine, feLine, sourceLine, targetLine int
+	protoBad                                   bool        // spec.frontend.protocol was rejected
+	weightLines                                []namedLine // of each weight kept, by guest name
+}
+
+// namedLine is the line of one entry of a mapping.
+type namedLine struct {
+	name string
+	line int
 }
 
 // present reports whether path was given and well formed.
@@ -113,12 +124,13 @@ func (d *docCtx) port(path string, v int64) uint16 {
 // host validates a Host document and records it.
 func (d *docCtx) host(doc *hostDoc) {
 	d.apiVersionOf(doc.APIVersion)
-	h := &hostDef{doc: d}
+	h := &hostDef{}
 	d.required("metadata")
 	h.Name = d.name("metadata.name", "host name", doc.Metadata.Name)
 	h.Pos = d.pos("metadata.name")
 	d.required("spec")
 	h.Address = d.addr("spec.address", doc.Spec.Address)
+	h.addrLine = d.lineOf("spec.address")
 	for i, g := range doc.Spec.Guests {
 		p := "spec.guests[" + strconv.Itoa(i) + "]"
 		if !d.bad[p] {
@@ -130,10 +142,11 @@ func (d *docCtx) host(doc *hostDoc) {
 
 // guest validates the guest at path p of a Host document.
 func (d *docCtx) guest(p string, g guestDoc) guestDef {
-	gd := guestDef{path: p}
+	gd := guestDef{}
 	gd.Name = d.name(p+".name", "guest name", g.Name)
 	gd.Pos = d.pos(p + ".name")
 	gd.Address = d.addr(p+".address", g.Address)
+	gd.addrLine = d.lineOf(p + ".address")
 	seen := map[string]int{}
 	for j, s := range g.Services {
 		sp := p + ".services[" + strconv.Itoa(j) + "]"
@@ -147,6 +160,9 @@ func (d *docCtx) guest(p string, g guestDoc) guestDef {
 		seen[s] = d.lines[sp]
 		gd.Services = append(gd.Services, s)
 	}
+	// Sorted here, once: a Loader shares the slice with every Spec it
+	// builds from this document.
+	slices.Sort(gd.Services)
 	return gd
 }
 
@@ -164,7 +180,7 @@ func (d *docCtx) pos(path string) Pos { return Pos{File: d.file, Line: d.lineOf(
 func (d *docCtx) balancer(doc *balancerDoc) {
 	d.apiVersionOf(doc.APIVersion)
 	s := doc.Spec
-	b := &balancerDef{doc: d}
+	b := &balancerDef{}
 	d.required("metadata")
 	b.Name = d.name("metadata.name", "balancer name", doc.Metadata.Name)
 	b.Pos = d.pos("metadata.name")
@@ -179,6 +195,12 @@ func (d *docCtx) balancer(doc *balancerDoc) {
 	b.Strategy = d.strategy(s.Strategy)
 	b.Weights = d.weights(s.Weights, b.Strategy)
 	b.HealthCheck = d.healthCheck(s.HealthCheck, b.TargetPort)
+	b.feAddrLine, b.feLine = d.lineOf("spec.frontend.address"), d.lineOf("spec.frontend")
+	b.sourceLine, b.targetLine = d.lineOf("spec.source"), d.lineOf("spec.target")
+	b.protoBad = d.bad["spec.frontend.protocol"]
+	for _, g := range slices.Sorted(maps.Keys(b.Weights)) {
+		b.weightLines = append(b.weightLines, namedLine{g, d.lineOf("spec.weights." + g)})
+	}
 	d.l.balancers = append(d.l.balancers, b)
 }
 
