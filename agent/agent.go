@@ -132,8 +132,9 @@ type Config struct {
 }
 
 // Deps are the adapters the agent drives. Source, Cluster and Syncer are
-// required; Load defaults to spec.Load, Planner to ReconcilePlanner and Status
-// to cluster.BuildStatus.
+// required; Load defaults to a spec.Loader's (which decodes only the files
+// that changed since the previous revision), Planner to ReconcilePlanner and
+// Status to cluster.BuildStatus.
 type Deps struct {
 	Source  source.Source
 	Load    LoadFunc
@@ -218,7 +219,7 @@ func New(cfg Config, deps Deps) (*Agent, error) {
 
 func (d *Deps) defaults() {
 	if d.Load == nil {
-		d.Load = spec.Load
+		d.Load = new(spec.Loader).Load
 	}
 	if d.Planner == nil {
 		d.Planner = ReconcilePlanner()
