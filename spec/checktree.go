@@ -2,7 +2,7 @@ package spec
 
 import (
 	"fmt"
-		"net/netip"
+	"net/netip"
 	"slices"
 	"strings"
 )
