@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+	"strings"
 
 	"weir/spec"
 )
@@ -52,10 +53,7 @@ const treeDepth = maxChainDepth - 1 - 3 - 2
 // depth bound always holds. Node chains are named after their prefix, so
 // adding or removing a frontend changes only the chains on its path.
 func (r *renderer) dispatch(table, root int, entries []dispatchEntry) {
-	slices.SortFunc(entries, func(a, b dispatchEntry) int {
-		return cmp.Or(cmp.Compare(a.addr, b.addr), cmp.Compare(a.proto, b.proto),
-			cmp.Compare(a.port, b.port), cmp.Compare(a.comment, b.comment))
-	})
+	sortEntries(entries)
 	// Two balancers on one address:port:protocol is a validation error; if
 	// one slips through, the first by name wins in both dispatch modes.
 	entries = slices.CompactFunc(entries, func(a, b dispatchEntry) bool {
@@ -90,6 +88,46 @@ func (r *renderer) dispatch(table, root int, entries []dispatchEntry) {
 	// below it: keep two levels for them.
 	stride := chooseStride(keys, 32, l, treeDepth-2)
 	t.addrNode(root, 0, keys, 0, len(keys), l, stride)
+}
+
+// sortEntries sorts entries by address, protocol, port and balancer name.
+// Entries are large, so it sorts their packed keys with indexes and then
+// permutes the entries once; names only break ties, which a valid spec
+// never has.
+func sortEntries(entries []dispatchEntry) {
+	type key struct {
+		k uint64
+		i int
+	}
+	keys := make([]key, len(entries))
+	for i, e := range entries {
+		keys[i] = key{uint64(e.addr)<<32 | uint64(protoRank(e.proto))<<16 | uint64(e.port), i}
+	}
+	slices.SortFunc(keys, func(a, b key) int {
+		if a.k != b.k {
+			return cmp.Compare(a.k, b.k)
+		}
+		return strings.Compare(entries[a.i].comment, entries[b.i].comment)
+	})
+	sorted := make([]dispatchEntry, len(entries))
+	for j, k := range keys {
+		sorted[j] = entries[k.i]
+	}
+	copy(entries, sorted)
+}
+
+// protoRank orders the protocols of dispatch entries (always one of the
+// three, see protocol) as their names sort.
+func protoRank(p spec.Protocol) uint64 {
+	switch p {
+	case spec.SCTP:
+		return 0
+	case spec.TCP:
+		return 1
+	case spec.UDP:
+		return 2
+	}
+	return 3
 }
 
 // tree builds the dispatch chains of one table.

@@ -107,7 +107,8 @@ type pendingOut struct {
 // by later calls keep alive; see Renderer.Render.
 type slab struct{ size int }
 
-// start sizes the backing arrays for nb balancers with nt targets.
+// start sizes the backing arrays for nb balancers with nt targets, when
+// all of them are to be rendered; otherwise they grow with the few that are.
 func (bc *balancerCache) start(nb, nt int) {
 	bc.tin = make([]targetInput, 0, nt)
 	bc.outSlab = make([]balancerOut, 0, nb)
@@ -149,8 +150,8 @@ func (in *balancerInput) matches(bp *plan.BalancerPlan, srcs []netip.Addr, targe
 // them (the top chains and the tree get a new one).
 func (r *renderer) packBalancers() {
 	if len(r.bal.pending) > 0 {
-		sl := &slab{size: cap(r.a.names) + cap(r.a.text)}
 		chains := r.a.outChains()
+		sl := &slab{size: cap(r.a.names) + cap(r.a.text)}
 		for _, pd := range r.bal.pending {
 			pd.out.chains = chains[pd.c0:pd.c1:pd.c1]
 			pd.out.leaf = chains[pd.leaf].name

@@ -168,9 +168,9 @@ func (r *renderer) render(p *plan.Plan) *Ruleset {
 	// and the dispatch tree go into fresh arenas after them.
 	if len(r.bal.prev) == 0 {
 		r.a.presize(nb, nt)
+		r.bal.start(nb, nt)
 	}
-	r.bal.start(nb, nt)
-	natEntries, filterEntries := r.balancers(p, rs)
+	natEntries, filterEntries := r.balancers(p, rs, nb, nt)
 	r.packBalancers()
 	for _, es := range [][]dispatchEntry{natEntries, filterEntries} {
 		for i := range es {
@@ -187,11 +187,14 @@ func (r *renderer) render(p *plan.Plan) *Ruleset {
 }
 
 // balancers renders (or reuses) the chains of every balancer of p that
-// r.node sets, adds their flows to rs, and returns the dispatch entries of
-// those with targets (nat) and without (filter).
-func (r *renderer) balancers(p *plan.Plan, rs *Ruleset) (natEntries, filterEntries []dispatchEntry) {
+// r.node sets (nb of them, with nt targets), adds their flows to rs, and
+// returns the dispatch entries of those with targets (nat) and without
+// (filter).
+func (r *renderer) balancers(p *plan.Plan, rs *Ruleset, nb, nt int) (natEntries, filterEntries []dispatchEntry) {
 	var targets []*plan.Target
-	var flowTargets []netip.AddrPort // backing array of every Flow.Targets
+	flowTargets := make([]netip.AddrPort, 0, nt) // backing array of every Flow.Targets
+	rs.Flows = make([]Flow, 0, nb)
+	natEntries = make([]dispatchEntry, 0, nb)
 	for i := range p.Balancers {
 		bp := &p.Balancers[i]
 		if !bp.Frontend.Address.Unmap().Is4() || !bp.SetBy(r.node) {
