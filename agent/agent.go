@@ -185,6 +185,7 @@ type Agent struct {
 	passErr    error         // why the last pass did not finish in time
 	saveErr    error         // why the last good revision could not be saved
 	unsaved    *revisionSpec // a last good revision not saved yet
+	saved      *savedTree    // the last good revision as last saved (worker only)
 	lastHint   string        // newest revision hinted by another node
 	announced  *cluster.NodeState
 	settled    bool
