@@ -148,7 +148,7 @@ type Deps struct {
 type revisionSpec struct {
 	revision string
 	spec     *spec.Spec
-	fsys     fs.FS // where it was loaded from, for persisting
+	fsys     fs.FS // where it was loaded from, for persisting; nil once persisted
 }
 
 // appliedState is what is in the kernel, as far as this agent knows.

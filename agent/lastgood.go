@@ -52,6 +52,8 @@ func (a *Agent) saveLastGood() {
 	a.saveErr = err
 	if err == nil && a.unsaved == rs {
 		a.unsaved = nil
+		// Saved: the tree's files are needed no more, only its Spec.
+		rs.fsys = nil
 	}
 }
 

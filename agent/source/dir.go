@@ -105,10 +105,12 @@ func (d *Dir) Root() string { return d.root }
 // "dir:" + the content hash described at contentRevision, so it is the same
 // for the same spec files whatever their modification times. While Watch
 // runs, the snapshot it read to notice the last change is handed out
-// instead, as long as no file event came since that read began.
+// instead, once, as long as no file event came since that read began.
 func (d *Dir) Latest(ctx context.Context) (Snapshot, error) {
 	d.mu.Lock()
 	if sr := d.settled; sr != nil && sr.events == d.events {
+		// Handed out once: the source keeps no copy of the tree between changes.
+		d.settled = nil
 		d.observed = sr.snap.Revision
 		d.mu.Unlock()
 		return sr.snap, nil

@@ -392,16 +392,23 @@ func TestDirLatestTakesTheSettledRead(t *testing.T) {
 		}
 		return reflect.ValueOf(snap.FS.(memFS).nodes).Pointer()
 	}
-	first := nodes()
-	if nodes() != first {
+	w.src.mu.Lock()
+	settled := reflect.ValueOf(w.src.settled.snap.FS.(memFS).nodes).Pointer()
+	w.src.mu.Unlock()
+	if nodes() != settled {
 		t.Fatalf("Latest read the tree again after Watch had read it")
 	}
-	w.src.noteEvent() // as Watch does for any event after its read
-	if nodes() == first {
-		t.Fatalf("Latest handed out the settled read after a later event")
+	if a, b := nodes(), nodes(); a == b || a == settled {
+		t.Fatalf("Latest handed out the settled read twice; want it once, then fresh reads")
 	}
-	w.src.forgetSettled()
-	if a, b := nodes(), nodes(); a == b {
-		t.Fatalf("without a settled read, Latest returned the same snapshot twice")
+	// A read Watch settled, then an event after it: Latest reads again.
+	writeTree(t, w.root, map[string]string{"hosts.yaml": hostYAML + "# v3\n"})
+	waitFor(t, 5*time.Second, "second notification", func() bool { return w.c.n() >= 2 })
+	w.src.noteEvent() // as Watch does for any event after its read
+	w.src.mu.Lock()
+	settled = reflect.ValueOf(w.src.settled.snap.FS.(memFS).nodes).Pointer()
+	w.src.mu.Unlock()
+	if nodes() == settled {
+		t.Fatalf("Latest handed out the settled read after a later event")
 	}
 }

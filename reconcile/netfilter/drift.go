@@ -78,17 +78,40 @@ func (d drifted) String() string { return d.table + "/" + d.chain + ": " + d.why
 // matches reports whether live, the kernel's rules of the chain, are the
 // applied ones, and remembers the kernel's form when they are.
 func (c *chainState) matches(live []string) bool {
-	h := hashRules(live)
+	return c.matchesHashed(hashRules(live), live)
+}
+
+// matchesHashed is matches with the hash of live (hashRules) known. The
+// rules Render writes come back from the kernel in their saved form
+// (render.SaveForm), so that is compared first, rule by rule and without
+// allocating; normalizing both sides is the fallback for rules written in
+// another form.
+func (c *chainState) matchesHashed(h [32]byte, live []string) bool {
 	if c.liveOK && h == c.live {
 		return true
 	}
-	if !c.normOK {
-		c.norm, c.normOK = hashNormalized(c.rules), true
-	}
-	if hashNormalized(live) != c.norm {
-		return false
+	if !savedForms(c.rules, live) {
+		if !c.normOK {
+			c.norm, c.normOK = hashNormalized(c.rules), true
+		}
+		if hashNormalized(live) != c.norm {
+			return false
+		}
 	}
 	c.live, c.liveOK = h, true
+	return true
+}
+
+// savedForms reports whether live is rules in the form iptables-save prints.
+func savedForms(rules, live []string) bool {
+	if len(rules) != len(live) {
+		return false
+	}
+	for i, r := range rules {
+		if !render.SavedAs(r, live[i]) {
+			return false
+		}
+	}
 	return true
 }
 
@@ -254,7 +277,7 @@ func (s *Syncer) fullCheck(ctx context.Context) ([]drifted, error) {
 				continue
 			}
 			rules, _ := ix.rules(c)
-			if !cs.matches(rules) {
+			if !cs.matchesHashed(lc.hash, rules) {
 				out = append(out, drifted{name, c, "rules differ"})
 			}
 		}

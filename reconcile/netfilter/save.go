@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"unsafe"
 )
 
 // savedTable is one table of iptables-save output.
@@ -316,7 +317,7 @@ func NormalizeProbability(v string) string {
 // and where its rule lines are. A drift check of a large table hashes every
 // chain but only needs the rules of chains whose hash it does not recognize.
 type savedIndex struct {
-	text   []byte
+	text   string // the output, never written again: rules are substrings of it
 	chains []string // in the order printed
 	index  map[string]*savedChain
 }
@@ -329,7 +330,7 @@ type savedChain struct {
 // indexSave indexes the first table of text. It fails if a chain's rules are
 // not contiguous, which iptables-save never prints.
 func indexSave(text []byte, scratch *[]byte) (*savedIndex, error) {
-	ix := &savedIndex{text: text, index: map[string]*savedChain{}}
+	ix := &savedIndex{text: bytesString(text), index: map[string]*savedChain{}}
 	var cur *savedChain
 	var curName string
 	buf := (*scratch)[:0]
@@ -391,10 +392,19 @@ func (ix *savedIndex) rules(chain string) ([]string, bool) {
 	}
 	out := []string{}
 	prefix := "-A " + chain + " "
-	for _, l := range strings.Split(string(ix.text[c.start:c.end]), "\n") {
+	for l := range strings.SplitSeq(ix.text[c.start:c.end], "\n") {
 		if r, ok := strings.CutPrefix(l, prefix); ok {
 			out = append(out, r)
 		}
 	}
 	return out, true
+}
+
+// bytesString returns b as a string without copying; b must never be
+// modified afterwards, as the output of a command that has ended is not.
+func bytesString(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
 }

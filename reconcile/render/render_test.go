@@ -196,6 +196,17 @@ func TestSaveForm(t *testing.T) {
 		if got := render.SaveForm(tt.rendered); got != tt.saved {
 			t.Errorf("render.SaveForm(%q) =\n %q; want\n %q", tt.rendered, got, tt.saved)
 		}
+		if !render.SavedAs(tt.rendered, tt.saved) {
+			t.Errorf("render.SavedAs(%q, %q) = false; want true", tt.rendered, tt.saved)
+		}
+		for _, other := range []string{
+			tt.saved + " ", tt.saved[:len(tt.saved)-1], strings.Replace(tt.saved, "x", "y", 1),
+			strings.Replace(tt.saved, "0.2", "0.3", 1), strings.Replace(tt.saved, "-j", "-g", 1), "",
+		} {
+			if other != tt.saved && render.SavedAs(tt.rendered, other) {
+				t.Errorf("render.SavedAs(%q, %q) = true; want false", tt.rendered, other)
+			}
+		}
 	}
 }
 
