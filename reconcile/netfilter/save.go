@@ -317,7 +317,7 @@ func NormalizeProbability(v string) string {
 // and where its rule lines are. A drift check of a large table hashes every
 // chain but only needs the rules of chains whose hash it does not recognize.
 type savedIndex struct {
-	text   string // the output, never written again: rules are substrings of it
+	text   string   // the output, never written again: rules are substrings of it
 	chains []string // in the order printed
 	index  map[string]*savedChain
 }
