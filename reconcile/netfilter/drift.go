@@ -243,42 +243,35 @@ func (s *Syncer) canaryCheck(ctx context.Context) []drifted {
 }
 
 // fullCheck compares every owned chain and jump of every table with
-// iptables-save output.
+// iptables-save output, chain by chain as it is read.
 func (s *Syncer) fullCheck(ctx context.Context) ([]drifted, error) {
 	var out []drifted
 	for _, name := range slices.Sorted(maps.Keys(s.state)) {
 		ts := s.state[name]
-		text, err := s.nf.Save(ctx, name)
-		if err != nil {
-			return nil, err
-		}
-		ix, err := indexSave(text, &s.scratch)
-		if err != nil {
-			return nil, err
-		}
 		builtin := map[string][]string{}
-		for _, c := range ix.chains {
+		seen := make(map[string]bool, len(ts.names))
+		err := scanSave(ctx, s.nf, name, func(string) {}, func(c string, r *savedRules) error {
+			cs := ts.get(c)
 			switch {
 			case isBuiltin(name, c):
-				builtin[c], _ = ix.rules(c)
-			case strings.HasPrefix(c, OwnedPrefix) && ts.get(c) == nil:
+				builtin[c] = r.copies()
+			case cs != nil:
+				seen[c] = true
+				if !cs.matchesHashed(r.hash(), r.strings()) {
+					out = append(out, drifted{name, c, "rules differ"})
+				}
+			case strings.HasPrefix(c, OwnedPrefix):
 				out = append(out, drifted{name, c, "stale owned chain"})
 			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
 		}
 		out = append(out, compareJumps(name, ts.jumps, builtin)...)
-		for i, c := range ts.names {
-			cs := ts.states[i]
-			lc, ok := ix.index[c]
-			if !ok {
+		for _, c := range ts.names {
+			if !seen[c] {
 				out = append(out, drifted{name, c, "missing"})
-				continue
-			}
-			if cs.liveOK && lc.hash == cs.live {
-				continue
-			}
-			rules, _ := ix.rules(c)
-			if !cs.matchesHashed(lc.hash, rules) {
-				out = append(out, drifted{name, c, "rules differ"})
 			}
 		}
 	}

@@ -134,6 +134,40 @@ func (t *IPTables) Save(ctx context.Context, table string) ([]byte, error) {
 	return t.run(ctx, nil, t.save, "-t", table)
 }
 
+// SaveTo is Save with the output handed to read as it is printed, through a
+// pipe, so that the caller need not hold all of it (see scanSave).
+func (t *IPTables) SaveTo(ctx context.Context, table string, read func(io.Reader) error) error {
+	ctx, cancel := context.WithTimeout(ctx, t.timeout)
+	defer cancel()
+	var stderr bytes.Buffer
+	args := []string{"-t", table}
+	err := t.do(func() error {
+		cmd := exec.CommandContext(ctx, t.save, args...)
+		cmd.Stderr = &stderr
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+		cmd.WaitDelay = time.Second
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			return err
+		}
+		if err := cmd.Start(); err != nil {
+			return err
+		}
+		rerr := read(out)
+		io.Copy(io.Discard, out) //nolint:errcheck // only lets the command finish
+		if err := cmd.Wait(); err != nil {
+			return err
+		}
+		return rerr
+	})
+	t.log.Debug("iptables command", "bin", t.save, "args", args, "err", err)
+	if err != nil {
+		return t.commandError(ctx, t.save, args, err, stderr.String())
+	}
+	return nil
+}
+
 // iptablesCmd runs the backend's iptables with the lock wait, in table.
 func (t *IPTables) iptablesCmd(ctx context.Context, table string, args ...string) ([]byte, error) {
 	return t.run(ctx, nil, t.iptables, append([]string{"-w", t.lockWait, "-t", table}, args...)...)
@@ -167,22 +201,24 @@ func (t *IPTables) ListRules(ctx context.Context, table string, chains []string)
 
 // listFromSave is ListRules through one iptables-save of table.
 func (t *IPTables) listFromSave(ctx context.Context, table string, chains []string) (map[string][]string, error) {
-	text, err := t.Save(ctx, table)
-	if err != nil {
-		return nil, err
-	}
-	var scratch []byte
-	ix, err := indexSave(text, &scratch)
-	if err != nil {
-		return nil, err
+	want := make(map[string]bool, len(chains))
+	for _, c := range chains {
+		want[c] = true
 	}
 	out := make(map[string][]string, len(chains))
+	err := scanSave(ctx, t, table, func(string) {}, func(c string, r *savedRules) error {
+		if want[c] {
+			out[c] = r.copies()
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
 	for _, c := range chains {
-		rules, ok := ix.rules(c)
-		if !ok {
+		if _, ok := out[c]; !ok {
 			return nil, fmt.Errorf("listing chain %s in table %s: no such chain", c, table)
 		}
-		out[c] = rules
 	}
 	return out, nil
 }

@@ -75,7 +75,6 @@ type Syncer struct {
 	flows   []render.Flow          // Flows of the last successful apply
 	checks  int                    // Reconcile calls that ran a check
 	repairs int
-	scratch []byte // hashing buffer
 }
 
 // tableState is the owned part of one table as last applied.
