@@ -23,7 +23,7 @@ const maxInlineSources = 1
 
 // renderBalancer renders the chains of one balancer into the arena;
 // packBalancers turns them into its balancerOut once every balancer is done.
-func (r *renderer) renderBalancer(bp *plan.BalancerPlan, srcs []netip.Addr, targets []*plan.Target) *balancerOut {
+func (r *renderer) renderBalancer(bp *plan.BalancerPlan, srcs []netip.Addr, targets []*plan.Target, in balancerInput) *balancerOut {
 	c0 := len(r.a.chains)
 	var leaf int
 	var leafSrcs []netip.Addr
@@ -32,7 +32,7 @@ func (r *renderer) renderBalancer(bp *plan.BalancerPlan, srcs []netip.Addr, targ
 	} else {
 		leaf, leafSrcs = r.balancerChains(bp, srcs, targets)
 	}
-	out := r.bal.add(balancerInput{reject: len(targets) == 0, strategy: bp.Strategy, proto: protocol(bp.Frontend.Protocol), srcs: srcs}, targets, r.node)
+	out := r.bal.add(in)
 	out.srcs = leafSrcs
 	r.bal.pending = append(r.bal.pending, pendingOut{out: out, c0: c0, c1: len(r.a.chains), leaf: leaf})
 	return out

@@ -15,10 +15,12 @@ type endpoint struct {
 	to    netip.AddrPort
 }
 
-// sepChains names the WEIR-SEP chains of target endpoints on the host. A
-// Renderer keeps one across calls: the names depend on the endpoint only.
+// sepChains names the WEIR-SEP chains of target endpoints on the host and
+// collects those one render sends to. A Renderer keeps one across calls:
+// the names depend on the endpoint only.
 type sepChains struct {
 	names map[endpoint]string
+	inUse map[endpoint]bool // this render's
 }
 
 // name returns the name of ep's WEIR-SEP chain: WEIR-SEP- and the hash of
@@ -35,25 +37,27 @@ func (c *sepChains) name(ep endpoint) string {
 	return n
 }
 
-// used returns, sorted, the endpoints on the host that the balancers outs
-// send to, and forgets the names of the others.
-func (c *sepChains) used(outs []*balancerOut) []endpoint {
-	seen := map[endpoint]bool{}
-	var eps []endpoint
-	for _, o := range outs {
-		for _, t := range o.in.targets {
-			ep := endpoint{proto: o.in.proto, to: netip.AddrPortFrom(t.addr, t.port)}
-			if t.local && !seen[ep] {
-				seen[ep] = true
-				eps = append(eps, ep)
-			}
-		}
+// use records that a balancer of this render sends to ep.
+func (c *sepChains) use(ep endpoint) {
+	if c.inUse == nil {
+		c.inUse = map[endpoint]bool{}
+	}
+	c.inUse[ep] = true
+}
+
+// used returns, sorted, the endpoints this render's balancers send to,
+// forgets the names of the others, and starts the next render's count.
+func (c *sepChains) used() []endpoint {
+	eps := make([]endpoint, 0, len(c.inUse))
+	for ep := range c.inUse {
+		eps = append(eps, ep)
 	}
 	for ep := range c.names {
-		if !seen[ep] {
+		if !c.inUse[ep] {
 			delete(c.names, ep)
 		}
 	}
+	c.inUse = nil
 	slices.SortFunc(eps, func(a, b endpoint) int {
 		return cmp.Or(cmp.Compare(a.proto, b.proto), a.to.Compare(b.to))
 	})

@@ -168,7 +168,7 @@ func (r *renderer) render(p *plan.Plan) *Ruleset {
 	// and the dispatch tree go into fresh arenas after them.
 	if len(r.bal.prev) == 0 {
 		r.a.presize(nb, nt)
-		r.bal.start(nb, nt)
+		r.bal.start(nb)
 	}
 	natEntries, filterEntries := r.balancers(p, rs, nb, nt)
 	r.packBalancers()
@@ -211,6 +211,9 @@ func (r *renderer) balancers(p *plan.Plan, rs *Ruleset, nb, nt int) (natEntries,
 			if a := t.Address.Unmap(); a.Is4() {
 				targets = append(targets, t)
 				flowTargets = append(flowTargets, netip.AddrPortFrom(a, t.Port))
+				if t.Host == r.node {
+					r.seps.use(endpoint{proto: protocol(bp.Frontend.Protocol), to: netip.AddrPortFrom(a, t.Port)})
+				}
 			}
 		}
 		rs.Flows = append(rs.Flows, Flow{Balancer: bp.Name, Frontend: bp.Frontend,
@@ -235,9 +238,10 @@ func (r *renderer) balancers(p *plan.Plan, rs *Ruleset, nb, nt int) (natEntries,
 // balancer reuses the previous call's chains of bp when they were rendered
 // from the same inputs, else renders them, and returns bp's dispatch entry.
 func (r *renderer) balancer(bp *plan.BalancerPlan, srcs []netip.Addr, targets []*plan.Target) dispatchEntry {
+	in := r.bal.fingerprint(bp, srcs, targets, r.node)
 	out, dup := r.bal.prev[bp.Name], r.bal.next[bp.Name] != nil
-	if out == nil || dup || !out.in.matches(bp, srcs, targets, r.node) {
-		out = r.renderBalancer(bp, srcs, targets)
+	if out == nil || dup || out.in != in {
+		out = r.renderBalancer(bp, srcs, targets, in)
 	}
 	if !dup && r.bal.next != nil {
 		// Names are unique in a valid spec; of duplicates, only the
@@ -261,7 +265,7 @@ func (r *renderer) balancer(bp *plan.BalancerPlan, srcs []netip.Addr, targets []
 func (r *renderer) topChains() {
 	post := r.a.namedChain(tableNat, PostroutingChain)
 	r.a.rule(post).match("mark --mark " + MasqMark).comment(OwnerComment).to("MASQUERADE")
-	for _, ep := range r.seps.used(r.bal.outs) {
+	for _, ep := range r.seps.used() {
 		sep := r.a.namedChain(tableNat, r.seps.name(ep))
 		r.a.rule(sep).comment(OwnerComment).to("MARK --set-xmark " + MasqMark)
 		r.a.rule(sep).proto(ep.proto).comment(OwnerComment).dnat(ep.to)
