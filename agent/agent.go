@@ -126,9 +126,14 @@ type Config struct {
 	// PassTimeout bounds one reconcile pass.
 	PassTimeout time.Duration
 	// API limits the HTTP API; see APIConfig.
-	API    APIConfig
-	Logger *slog.Logger
-	Clock  Clock
+	API APIConfig
+	// SoftMemoryLimit keeps the process's soft memory limit a little above
+	// the live heap after every pass (see memoryGovernor), unless GOMEMLIMIT
+	// is set. It acts on the whole process: the daemon sets it, tests that
+	// run agents side by side do not.
+	SoftMemoryLimit bool
+	Logger          *slog.Logger
+	Clock           Clock
 }
 
 // Deps are the adapters the agent drives. Source, Cluster and Syncer are
@@ -168,6 +173,7 @@ type Agent struct {
 	log     *slog.Logger
 	clock   Clock
 	metrics *metrics
+	memory  *memoryGovernor
 
 	refresh   chan struct{} // fetch now: POST /refresh or the source changed
 	fetchDone chan fetched  // the fetch worker's answers; one fetch runs at a time
@@ -213,6 +219,7 @@ func New(cfg Config, deps Deps) (*Agent, error) {
 		clock:     cfg.Clock,
 		refresh:   make(chan struct{}, 1),
 		fetchDone: make(chan fetched, 1),
+		memory:    newMemoryGovernor(cfg.SoftMemoryLimit),
 	}
 	a.metrics = newMetrics(a)
 	return a, nil

@@ -215,7 +215,7 @@ func startAgent(ctx context.Context, o agentOptions, api agent.APIConfig, keys [
 
 	a, err := agent.New(agent.Config{
 		Node: o.node, StateDir: o.stateDir, Resync: o.resync, MinInterval: o.minInterval,
-		FetchTimeout: o.fetchTimeout, API: api, Logger: log,
+		FetchTimeout: o.fetchTimeout, API: api, Logger: log, SoftMemoryLimit: true,
 	}, agent.Deps{Source: src, Cluster: cl, Syncer: agent.NewSyncer(syncer)})
 	if err != nil {
 		return err
