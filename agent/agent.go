@@ -15,6 +15,7 @@ import (
 	"errors"
 	"io/fs"
 	"log/slog"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,9 +41,12 @@ type Cluster interface {
 	SetLocal(cluster.NodeState) error
 	// Members returns every member seen, including dead and departed ones.
 	Members() []cluster.Member
-	// AliveHosts returns the names of the non-observer members counted as
-	// alive (alive or suspect).
+	// AliveHosts returns the names of the members that count as alive hosts
+	// (alive or suspect; never observers or strangers).
 	AliveHosts() []string
+	// SetExpected tells the cluster the Hosts (name → address) of the
+	// revision being planned: only members that match one count as alive.
+	SetExpected(revision string, hosts map[string]netip.Addr)
 	// Settled reports whether the node has joined, or has waited out the settle
 	// period without reaching a peer; before that, absence is not evidence of death.
 	Settled() bool
@@ -111,13 +115,21 @@ type Config struct {
 	// WebhookSecret, when set, is required on POST /refresh as a GitHub-style
 	// X-Hub-Signature-256 HMAC of the body or as a bearer token.
 	WebhookSecret []byte
-	Logger        *slog.Logger
-	Clock         Clock
+	// GossipEncrypted says whether gossip is encrypted; Status reports it.
+	GossipEncrypted bool
+	Logger          *slog.Logger
+	Clock           Clock
+}
+
+// KeyManager runs gossip key operations over the cluster (weir/cluster's
+// *Cluster implements it); the API serves it on /keys.
+type KeyManager interface {
+	KeyOperation(ctx context.Context, op cluster.KeyOp, key []byte) (cluster.KeyReport, error)
 }
 
 // Deps are the adapters the agent drives. Source, Cluster and Syncer are
 // required; Load defaults to spec.Load, Planner to ReconcilePlanner and Status
-// to cluster.BuildStatus.
+// to cluster.BuildStatus. Keys is optional: without it /keys answers 501.
 type Deps struct {
 	Source  source.Source
 	Load    LoadFunc
@@ -125,6 +137,7 @@ type Deps struct {
 	Planner Planner
 	Syncer  Syncer
 	Status  StatusFunc
+	Keys    KeyManager
 }
 
 // revisionSpec is one validated revision.

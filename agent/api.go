@@ -24,12 +24,14 @@ import (
 const maxWebhookBody = 25 << 20
 
 // Handler returns the agent's HTTP API: GET /status, GET /healthz, POST
-// /refresh and GET /metrics.
+// /refresh, GET /metrics, and GET /keys with POST /keys/{op} (keys.go).
 func (a *Agent) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /status", a.handleStatus)
 	mux.HandleFunc("GET /healthz", a.handleHealthz)
 	mux.HandleFunc("POST /refresh", a.handleRefresh)
+	mux.HandleFunc("GET /keys", a.handleKeys)
+	mux.HandleFunc("POST /keys/{op}", a.handleKeyOp)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.metrics.registry, promhttp.HandlerOpts{Registry: a.metrics.registry}))
 	return mux
 }

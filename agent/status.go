@@ -63,5 +63,6 @@ func (a *Agent) Status() Status {
 		Error:   st.Error,
 	}
 	s.Status.Latest = st.Latest
+	s.Status.GossipEncrypted = a.cfg.GossipEncrypted
 	return s
 }

@@ -154,6 +154,45 @@ func (s Status) Current() (bool, string) {
 	return true, ""
 }
 
+// OnRevision reports whether the cluster has converged on rev, a full or
+// abbreviated revision (MatchRevision), and if not, why: what `weir status
+// --wait --revision` waits for. A newer fetched revision does not matter.
+func (s Status) OnRevision(rev string) (bool, string) {
+	if !s.Converged {
+		return false, s.Reason
+	}
+	if !MatchRevision(s.Revision, rev) {
+		return false, fmt.Sprintf("converged on %s, not %s", ShortRevision(s.Revision), rev)
+	}
+	return true, ""
+}
+
+// MatchRevision reports whether revision is want or starts with it: want
+// may be a commit id or "dir:" and a tree hash, in full or abbreviated to
+// at least 4 hex digits, in either case.
+func MatchRevision(revision, want string) bool {
+	want = strings.ToLower(want)
+	if revision == want {
+		return revision != ""
+	}
+	return ValidRevisionPrefix(want) && strings.HasPrefix(revision, want)
+}
+
+// ValidRevisionPrefix reports whether want can name a revision: a commit id
+// or "dir:" and a tree hash, at least 4 hex digits.
+func ValidRevisionPrefix(want string) bool {
+	want = strings.TrimPrefix(strings.ToLower(want), "dir:")
+	if len(want) < 4 || len(want) > maxMetaString {
+		return false
+	}
+	for _, c := range want {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
 // mostCommon returns the most frequent non-empty key, the smallest on a tie,
 // so the choice is the same on every node.
 func mostCommon(ms []MemberStatus, key func(MemberStatus) string) string {
