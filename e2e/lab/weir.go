@@ -3,8 +3,11 @@ package lab
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
@@ -20,6 +23,9 @@ type Weir struct {
 	// StatusFromAPI makes Status read GET /status from the agent's API
 	// instead of running `weir status -o json` (both give DESIGN.md's JSON).
 	StatusFromAPI bool
+	// InsecureGossip starts agents with --insecure-gossip instead of the
+	// lab's gossip key (KeyFile).
+	InsecureGossip bool
 
 	mu     sync.Mutex
 	agents map[string]*Proc // by host name, as started by StartAgent
@@ -32,17 +38,55 @@ const AgentPort = 7946
 const APIAddr = "127.0.0.1:7947"
 
 // AgentArgs returns the flags common to every lab agent on host h: its node
-// name, bind address, API and state dir; callers add the source and timings.
+// name, bind address, API, state dir and the lab's gossip key (or
+// --insecure-gossip); callers add the source and timings.
 func (w *Weir) AgentArgs(h *Host) []string {
-	return []string{"agent", "--node", h.Name,
+	gossip := []string{"--gossip-key-file", w.KeyFile()}
+	if w.InsecureGossip {
+		gossip = []string{"--insecure-gossip"}
+	}
+	return append([]string{"agent", "--node", h.Name,
 		"--bind", fmt.Sprintf("%s:%d", h.Addr, AgentPort),
 		"--api", APIAddr,
-		"--state-dir", filepath.Join(w.Lab.Dir, "state", h.Name)}
+		"--state-dir", filepath.Join(w.Lab.Dir, "state", h.Name)}, gossip...)
+}
+
+// KeyFile is the lab's gossip key file, which every agent gets unless
+// InsecureGossip is set: one AES-256 key, mode 0600, written on first use.
+func (w *Weir) KeyFile() string { return filepath.Join(w.Lab.Dir, "gossip.key") }
+
+// WriteKey writes a new gossip key, as `weir keygen` prints it, to name
+// with mode 0600 (weir refuses key files others may read).
+func WriteKey(name string) error {
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return fmt.Errorf("generating a gossip key: %w", err)
+	}
+	if err := os.WriteFile(name, []byte(base64.StdEncoding.EncodeToString(key)+"\n"), 0o600); err != nil {
+		return fmt.Errorf("writing gossip key: %w", err)
+	}
+	return nil
+}
+
+// ensureKey writes the lab's gossip key file if it does not exist yet.
+func (w *Weir) ensureKey() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.InsecureGossip {
+		return nil
+	}
+	if _, err := os.Stat(w.KeyFile()); err == nil {
+		return nil
+	}
+	return WriteKey(w.KeyFile())
 }
 
 // StartAgent starts `weir agent` in host h with AgentArgs plus extra, logging to
 // the lab's "agent-<host>" log.
 func (w *Weir) StartAgent(h *Host, extra ...string) (*Proc, error) {
+	if err := w.ensureKey(); err != nil {
+		return nil, err
+	}
 	args := append([]string{w.Bin}, w.AgentArgs(h)...)
 	p, err := w.Lab.Start("agent-"+h.Name, h.NS, append(args, extra...))
 	if err != nil {
@@ -83,9 +127,10 @@ func (w *Weir) Run(ctx context.Context, h *Host, args ...string) (string, string
 
 // Status is `weir status -o json` (DESIGN.md).
 type Status struct {
-	Revision  string         `json:"revision"`
-	Converged bool           `json:"converged"`
-	Members   []MemberStatus `json:"members"`
+	Revision        string         `json:"revision"`
+	Converged       bool           `json:"converged"`
+	Members         []MemberStatus `json:"members"`
+	GossipEncrypted bool           `json:"gossipEncrypted"`
 }
 
 // MemberStatus is one member in Status.
@@ -98,6 +143,7 @@ type MemberStatus struct {
 	Balancers int    `json:"balancers"`
 	Rules     int    `json:"rules"`
 	Error     string `json:"error"`
+	Stranger  string `json:"stranger"` // why it does not count as a host; "" when it does
 }
 
 // Member returns the member called name, if listed.
@@ -110,11 +156,12 @@ func (s Status) Member(name string) (MemberStatus, bool) {
 	return MemberStatus{}, false
 }
 
-// Alive returns the sorted names of the alive members.
+// Alive returns the sorted names of the alive members that count as hosts
+// (strangers never do).
 func (s Status) Alive() []string {
 	var names []string
 	for _, m := range s.Members {
-		if m.State == "alive" {
+		if m.State == "alive" && m.Stranger == "" {
 			names = append(names, m.Name)
 		}
 	}
@@ -196,6 +243,9 @@ func (s Status) Brief() string {
 	fmt.Fprintf(&b, "revision=%.12s converged=%v", s.Revision, s.Converged)
 	for _, m := range s.Members {
 		fmt.Fprintf(&b, " [%s %s rev=%.12s digest=%.8s rules=%d", m.Name, m.State, m.Revision, m.Digest, m.Rules)
+		if m.Stranger != "" {
+			fmt.Fprintf(&b, " stranger=%q", m.Stranger)
+		}
 		if m.Error != "" {
 			fmt.Fprintf(&b, " error=%q", m.Error)
 		}
