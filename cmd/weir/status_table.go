@@ -78,9 +78,6 @@ func statusSummary(s cluster.Status) string {
 		}
 	}
 	counts := fmt.Sprintf("%d/%d alive", alive, hosts)
-	if strangers > 0 {
-		counts += ", " + plural(strangers, "stranger") + " not counted"
-	}
 	var line string
 	if s.Converged {
 		digest := ""
@@ -97,6 +94,9 @@ func statusSummary(s cluster.Status) string {
 		line = fmt.Sprintf("converged: %s on %s, digest %s", counts, cluster.ShortRevision(s.Revision), short)
 	} else {
 		line = fmt.Sprintf("not converged: %s; %s", counts, s.Reason)
+	}
+	if strangers > 0 {
+		line += "; " + plural(strangers, "stranger") + " not counted"
 	}
 	if s.Latest != "" && s.Latest != s.Revision {
 		line += fmt.Sprintf(" (newest fetched %s not applied)", cluster.ShortRevision(s.Latest))

@@ -48,7 +48,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	list := fs.Bool("list", false, "list the steps and exit")
 	raw := fs.String("raw", "", "directory for raw outputs (default: a new temp dir)")
 	agentArgs := fs.String("agent-args", "", "extra flags for every lab agent, space-separated (e.g. \"--log-level debug\")")
-	pushes := fs.Int("pushes", 9, "spec changes / pushes per convergence row (poll rows use 7 at most)")
+	pushes := fs.Int("pushes", 9, "spec changes / pushes per convergence row (poll rows use 7 at most, the --dir row 30 at least)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}

@@ -102,7 +102,7 @@ func run(ctx context.Context, out io.Writer) error {
 			return err
 		}
 	}
-	step("started weir agent on host-a, host-b, host-c; waiting for them to converge")
+	step("started weir agent on host-a, host-b, host-c (gossip encrypted: --gossip-key-file from weir keygen, mode 0600); waiting for them to converge")
 	took, err := w.WaitConverged(ctx, 40*time.Second, l.Hosts, commit, lab.Names(l.Hosts))
 	if err != nil {
 		l.DumpLogs(func(f string, a ...any) { fmt.Fprintf(out, f+"\n", a...) }, 15)
