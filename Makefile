@@ -26,7 +26,7 @@ FUZZTIME ?= 60s
 fuzz:
 	$(GO) test ./spec -run '^$$' -fuzz FuzzLoad -fuzztime $(FUZZTIME)
 
-# Every row of issue 7's suite (about 15-20 minutes on 2 cores): one table on stdout, written
+# Every row of the benchmark suite (about 15-20 minutes on 2 cores): one table on stdout, written
 # to BENCHMARKS.md with the machine and the command for each row. Needs root (namespaces, iptables).
 bench: build
 	@if [ "$$(id -u)" != 0 ]; then echo "make bench needs root: it creates network namespaces, programs iptables in them and runs weir agents in a lab of namespaces (try: sudo make bench)"; exit 1; fi

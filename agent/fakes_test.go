@@ -17,6 +17,7 @@ import (
 
 	"weir/agent/source"
 	"weir/cluster"
+	"weir/internal/testsupport"
 	"weir/reconcile/render"
 	"weir/spec"
 )
@@ -387,28 +388,21 @@ func fakeStatus(rev string, members []cluster.Member) cluster.Status {
 	return s
 }
 
-// waitFor polls cond until it holds or the deadline passes.
+// waitFor fails the test with what unless cond holds within 10 s.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testsupport.WaitFor(t, 10*time.Second, time.Millisecond, what, testsupport.Until(cond))
 }
 
-// waitAdvancing polls cond, advancing the fake clock by step between polls,
+// waitAdvancing is waitFor advancing the fake clock by step between polls,
 // so timers the loop registers late still fire.
 func waitAdvancing(t *testing.T, clk *fakeClock, step time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+	waitFor(t, what, func() bool {
+		if cond() {
+			return true
 		}
 		clk.Advance(step)
-		time.Sleep(time.Millisecond)
-	}
+		return false
+	})
 }

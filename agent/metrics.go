@@ -37,34 +37,13 @@ func newMetrics(a *Agent) *metrics {
 			Name: "weir_applied_revision_info",
 			Help: "The applied (last good) spec revision, as a label; the value is always 1.",
 		}, []string{"revision"}),
-		rules: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "weir_rules",
-			Help: "Rules this host has applied.",
-		}),
-		balancers: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "weir_balancers",
-			Help: "Balancers this host sets.",
-		}),
-		fetchErrors: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "weir_git_fetch_errors_total",
-			Help: "Failed fetches from the spec source (Git or directory).",
-		}),
-		specErrors: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "weir_rejected_revisions_total",
-			Help: "Fetched revisions rejected by validation.",
-		}),
-		driftRepairs: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "weir_drift_repairs_total",
-			Help: "Resyncs that found the live rules drifted and repaired them.",
-		}),
-		applyErrors: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "weir_apply_errors_total",
-			Help: "Failed applies and drift checks.",
-		}),
-		lastApply: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "weir_last_apply_timestamp_seconds",
-			Help: "Unix time of the last successful apply.",
-		}),
+		rules:        gauge("weir_rules", "Rules this host has applied."),
+		balancers:    gauge("weir_balancers", "Balancers this host sets."),
+		fetchErrors:  counter("weir_git_fetch_errors_total", "Failed fetches from the spec source (Git or directory)."),
+		specErrors:   counter("weir_rejected_revisions_total", "Fetched revisions rejected by validation."),
+		driftRepairs: counter("weir_drift_repairs_total", "Resyncs that found the live rules drifted and repaired them."),
+		applyErrors:  counter("weir_apply_errors_total", "Failed applies and drift checks."),
+		lastApply:    gauge("weir_last_apply_timestamp_seconds", "Unix time of the last successful apply."),
 	}
 	m.registry.MustRegister(m.duration, m.revision, m.rules, m.balancers, m.fetchErrors,
 		m.specErrors, m.driftRepairs, m.applyErrors, m.lastApply,
@@ -73,6 +52,14 @@ func newMetrics(a *Agent) *metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
 	return m
+}
+
+func gauge(name, help string) prometheus.Gauge {
+	return prometheus.NewGauge(prometheus.GaugeOpts{Name: name, Help: help})
+}
+
+func counter(name, help string) prometheus.Counter {
+	return prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
 }
 
 // setApplied records a successful apply.

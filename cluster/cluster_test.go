@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+
+	"weir/internal/testsupport"
 )
 
 // fastTimings shrinks memberlist's intervals so failure detection takes
@@ -67,21 +69,16 @@ func start(t *testing.T, cfg Config) *Cluster {
 	return c
 }
 
-// eventually polls cond until it holds or the deadline passes.
+// eventually fails the test with what and what cond last saw unless cond
+// holds within the deadline; it returns how long that took.
 func eventually(t *testing.T, within time.Duration, what string, cond func() (bool, string)) time.Duration {
 	t.Helper()
-	begin := time.Now()
-	deadline := begin.Add(within)
-	for {
-		ok, got := cond()
-		if ok {
-			return time.Since(begin)
+	return testsupport.WaitFor(t, within, 10*time.Millisecond, what, func() error {
+		if ok, got := cond(); !ok {
+			return fmt.Errorf("last saw %s", got)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %s; last saw %s", within, what, got)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 func hostsAre(c *Cluster, want ...string) func() (bool, string) {

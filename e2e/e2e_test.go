@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"weir/e2e/lab"
+	"weir/internal/testsupport"
 )
 
 const frontend = "198.20.0.10:80"
@@ -47,7 +48,7 @@ func TestPushConvergesAndSplitsByWeight(t *testing.T) {
 		c := e.push(fmt.Sprintf("weights %v", w), renderSpecs(basicHosts(), []balancerSpec{ordersBalancer(w)}))
 		start := time.Now()
 		if i%2 == 1 {
-			code, body, err := e.lab.HTTP(e.ctx, e.host("host-b").NS, "POST", "http://"+lab.APIAddr+"/refresh")
+			code, body, err := e.weir.API(e.ctx, e.host("host-b"), "POST", "/refresh")
 			if err != nil || code/100 != 2 {
 				t.Fatalf("POST /refresh = %d %q, %v; want 2xx", code, body, err)
 			}
@@ -126,7 +127,7 @@ func TestInvalidPushKeepsLastGoodRevision(t *testing.T) {
 	// Every member's error must reach every member's status within seconds
 	// of the last agent reporting its own, not at the next push/pull.
 	var allOwn time.Time
-	err := lab.Eventually(e.ctx, waitFor, 200*time.Millisecond, func() error {
+	err := testsupport.Eventually(e.ctx, waitFor, 200*time.Millisecond, func() error {
 		own, problem := 0, error(nil)
 		for _, h := range e.lab.Hosts {
 			st, err := e.weir.Status(e.ctx, h)
@@ -244,7 +245,7 @@ func TestTargetHostDeath(t *testing.T) {
 	if !containsAddr(e.rules(ha, "nat"), "198.19.3.2") {
 		t.Fatal("host-a has no rule for orders-2 (198.19.3.2) before the kill")
 	}
-	if err := e.agents["host-c"].Kill(); err != nil {
+	if err := e.agent("host-c").Kill(); err != nil {
 		t.Fatal(err)
 	}
 	killed := time.Now()
@@ -266,7 +267,7 @@ func TestTargetHostDeath(t *testing.T) {
 		t.Errorf("with host-c dead: %v; want orders-1=100", r)
 	}
 
-	if err := e.agents["host-c"].Restart(); err != nil {
+	if err := e.agent("host-c").Restart(); err != nil {
 		t.Fatal(err)
 	}
 	restarted := time.Now()
@@ -300,7 +301,7 @@ func TestSettingHostRestart(t *testing.T) {
 	waitAttempts := func(more int) {
 		t.Helper()
 		n := len(d.Result().Replies) + more
-		if err := lab.Eventually(e.ctx, waitFor, 20*time.Millisecond, func() error {
+		if err := testsupport.Eventually(e.ctx, waitFor, 20*time.Millisecond, func() error {
 			if got := len(d.Result().Replies); got < n {
 				return fmt.Errorf("%d attempts, want %d", got, n)
 			}
@@ -311,7 +312,7 @@ func TestSettingHostRestart(t *testing.T) {
 	}
 	waitAttempts(20)
 	for _, how := range []string{"SIGTERM", "SIGKILL"} {
-		p := e.agents["host-a"]
+		p := e.agent("host-a")
 		var err error
 		if how == "SIGTERM" {
 			err = p.Stop(20 * time.Second)
@@ -397,7 +398,7 @@ func assertApart(t *testing.T, e *env, c string) {
 		t.Fatalf("host-c alone: %v", err)
 	}
 	// Several gossip and push-pull rounds.
-	err := lab.Consistently(e.ctx, 10*time.Second, 500*time.Millisecond, func() error {
+	err := testsupport.Consistently(e.ctx, 10*time.Second, 500*time.Millisecond, func() error {
 		for _, h := range []*lab.Host{ha, hb} {
 			if m, ok := e.status(h).Member("host-c"); ok {
 				return fmt.Errorf("%s lists host-c (%s); want it never joined", h.Name, m.State)
@@ -476,7 +477,7 @@ func TestDirModeEditorSave(t *testing.T) {
 		}
 	}
 	saved := time.Now()
-	err := lab.Eventually(e.ctx, waitFor, 100*time.Millisecond, func() error {
+	err := testsupport.Eventually(e.ctx, waitFor, 100*time.Millisecond, func() error {
 		st, err := e.weir.ConvergedOn(e.ctx, e.lab.Hosts, "", lab.Names(e.lab.Hosts))
 		if err != nil {
 			return err
@@ -576,18 +577,18 @@ func TestForeignRulesSurvive(t *testing.T) {
 	})
 	check("after a repair")
 
-	if err := e.agents["host-a"].Stop(20 * time.Second); err != nil {
+	if err := e.agent("host-a").Stop(20 * time.Second); err != nil {
 		t.Fatal(err)
 	}
 	check("after SIGTERM")
-	if err := e.agents["host-a"].Restart(); err != nil {
+	if err := e.agent("host-a").Restart(); err != nil {
 		t.Fatal(err)
 	}
 	e.waitConverged(c)
 	check("after a restart")
 
 	for _, h := range e.lab.Hosts {
-		if err := e.agents[h.Name].Stop(20 * time.Second); err != nil {
+		if err := e.agent(h.Name).Stop(20 * time.Second); err != nil {
 			t.Fatal(err)
 		}
 		if _, stderr, err := e.weir.Run(e.ctx, h, "cleanup"); err != nil {

@@ -198,14 +198,14 @@ func TestGossipKeyRotation(t *testing.T) {
 	}
 	e.waitConverged(c)
 
-	if err := e.agents["host-c"].Stop(10 * time.Second); err != nil {
+	if err := e.agent("host-c").Stop(10 * time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.agents["host-c"].Restart(); err != nil { // still --gossip-key-file with the old key
+	if err := e.agent("host-c").Restart(); err != nil { // still --gossip-key-file with the old key
 		t.Fatal(err)
 	}
 	e.waitConverged(c)
-	if b, _ := os.ReadFile(e.agents["host-c"].Log); !strings.Contains(string(b), "takes precedence over --gossip-key-file") {
+	if b, _ := os.ReadFile(e.agent("host-c").Log); !strings.Contains(string(b), "takes precedence over --gossip-key-file") {
 		t.Errorf("restarted host-c does not say it used its persisted keyring")
 	}
 	_, stderr, err := e.weir.Run(e.ctx, hb, "status", "--join", fmt.Sprintf("%s:%d", ha.Addr, lab.AgentPort),
@@ -213,7 +213,7 @@ func TestGossipKeyRotation(t *testing.T) {
 	if err == nil || !strings.Contains(stderr, "could not join") {
 		t.Errorf("a node with only the old key: %v, %q; want kept out", err, stderr)
 	}
-	if st := e.status(e.host("host-c")); len(st.Alive()) != 3 || !st.GossipEncrypted {
+	if st := e.status(e.host("host-c")); len(st.AliveNames()) != 3 || !st.GossipEncrypted {
 		t.Errorf("host-c's status after the rotation: %s; want all three alive, encrypted", st.Brief())
 	}
 }

@@ -15,32 +15,24 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"weir/internal/testsupport"
 )
 
-// waitFor polls cond every few milliseconds until it holds or the deadline
-// passes, then fails the test with what.
+// pollEvery is how often waitFor and holdsFor look at their condition.
+const pollEvery = 5 * time.Millisecond
+
+// waitFor fails the test with what unless cond holds within timeout.
 func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testsupport.WaitFor(t, timeout, pollEvery, what, testsupport.Until(cond))
 }
 
-// holdsFor checks that cond keeps holding for the whole window (used to
-// assert that something, e.g. a second notification, does not happen).
+// holdsFor checks that cond keeps holding for the whole window (to assert
+// that something, e.g. a second notification, does not happen).
 func holdsFor(t testing.TB, window time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(window)
-	for time.Now().Before(deadline) {
-		if !cond() {
-			t.Fatalf("%s stopped holding within %v", what, window)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testsupport.HoldsFor(t, window, pollEvery, what, testsupport.Until(cond))
 }
 
 // counter counts changed() notifications and records when each came.

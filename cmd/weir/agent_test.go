@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"weir/cluster"
+	"weir/internal/testsupport"
 )
 
 func TestAgentFlagErrors(t *testing.T) {
@@ -210,18 +211,11 @@ func (l *agentLogLines) String() string {
 // TestAgentInNetns runs `weir agent --dir` in a fresh network namespace:
 // editing a spec file changes the rules, and SIGTERM leaves them in place.
 func TestAgentInNetns(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to create a network namespace and program iptables in it")
+	ns := testsupport.NewNetns(t)
+	if _, err := exec.LookPath("iptables-save"); err != nil {
+		t.Skipf("needs iptables-save: %v", err)
 	}
-	for _, tool := range []string{"ip", "iptables-save"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("needs %s: %v", tool, err)
-		}
-	}
-	ns := fmt.Sprintf("wragent%d", os.Getpid())
-	agentIP(t, "netns", "add", ns)
-	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
-	agentIP(t, "-n", ns, "link", "set", "lo", "up")
+	ns.Run("ip", "link", "set", "lo", "up")
 
 	specDir, stateDir := t.TempDir(), t.TempDir()
 	agentWriteSpec(t, specDir, "hosts.yaml", basicHosts(t))
@@ -234,7 +228,7 @@ func TestAgentInNetns(t *testing.T) {
 		// alive for planning, so their targets are programmed.
 		"--settle-time", "1h"}
 	enc, _ := json.Marshal(args)
-	cmd := exec.Command("ip", "netns", "exec", ns, os.Args[0], "-test.run=^TestAgentHelperProcess$")
+	cmd := ns.Command(os.Args[0], "-test.run=^TestAgentHelperProcess$")
 	cmd.Env = append(os.Environ(), "WEIR_TEST_AGENT_HELPER=1", "WEIR_TEST_AGENT_ARGS="+string(enc))
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -310,13 +304,6 @@ func TestAgentInNetns(t *testing.T) {
 	}
 }
 
-func agentIP(t *testing.T, args ...string) {
-	t.Helper()
-	if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-		t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
-	}
-}
-
 // agentWriteSpec replaces a spec file the way editors do: a temporary file renamed over it.
 func agentWriteSpec(t *testing.T, dir, name, content string) {
 	t.Helper()
@@ -329,15 +316,12 @@ func agentWriteSpec(t *testing.T, dir, name, content string) {
 	}
 }
 
-func agentNatSave(t *testing.T, ns string) string {
+func agentNatSave(t *testing.T, ns *testsupport.Netns) string {
 	t.Helper()
-	out, err := exec.Command("ip", "netns", "exec", ns, "iptables-save", "-t", "nat").Output()
-	if err != nil {
-		t.Fatalf("iptables-save in %s: %v", ns, err)
-	}
+	out := ns.Run("iptables-save", "-t", "nat")
 	// Counters and the generation comment change between calls.
 	var keep []string
-	for _, l := range strings.Split(string(out), "\n") {
+	for _, l := range strings.Split(out, "\n") {
 		if !strings.HasPrefix(l, "#") {
 			keep = append(keep, regexp.MustCompile(`\[\d+:\d+\]`).ReplaceAllString(l, "[0:0]"))
 		}
@@ -356,19 +340,13 @@ func agentNatTargets(save string) []string {
 	return out
 }
 
-func agentWaitNat(t *testing.T, ns, what string, want []string) {
+func agentWaitNat(t *testing.T, ns *testsupport.Netns, what string, want []string) {
 	t.Helper()
 	agentWaitUntil(t, what, func() bool { return slices.Equal(agentNatTargets(agentNatSave(t, ns)), want) })
 }
 
-// agentWaitUntil polls cond until it holds or 30 s pass.
+// agentWaitUntil fails the test with what unless cond holds within 30 s.
 func agentWaitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testsupport.WaitFor(t, 30*time.Second, 5*time.Millisecond, what, testsupport.Until(cond))
 }

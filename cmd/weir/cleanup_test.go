@@ -3,13 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"fmt"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
+
+	"weir/internal/testsupport"
 )
 
 func TestCleanupBadFlags(t *testing.T) {
@@ -33,17 +30,9 @@ func TestCleanupBadFlags(t *testing.T) {
 // weir's chains and foreign ones, on both backends: it removes exactly the
 // owned chains and jumps, prints them, and exits 0; a second run finds nothing.
 func TestCleanupNetns(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to create network namespaces")
-	}
 	for _, backend := range []string{"nft", "legacy"} {
 		t.Run(backend, func(t *testing.T) {
-			sum := sha256.Sum256([]byte(t.Name()))
-			ns := fmt.Sprintf("wrk%d-%s", os.Getpid(), hex.EncodeToString(sum[:4]))
-			if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
-				t.Fatalf("ip netns add: %v: %s", err, out)
-			}
-			t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+			ns := testsupport.NewNetns(t)
 			restore := "*nat\n:FOREIGN - [0:0]\n:WEIR-SERVICES - [0:0]\n:WEIR-SVC-A - [0:0]\n" +
 				"-A PREROUTING -s 10.99.0.0/16 -j FOREIGN\n" +
 				"-A PREROUTING -m comment --comment weir -j WEIR-SERVICES\n" +
@@ -51,13 +40,13 @@ func TestCleanupNetns(t *testing.T) {
 				"-A WEIR-SERVICES -d 198.20.0.1/32 -j WEIR-SVC-A\n" +
 				"-A WEIR-SVC-A -j RETURN\nCOMMIT\n" +
 				"*filter\n:WEIR-REJECT - [0:0]\n-A OUTPUT -j WEIR-REJECT\n-A FORWARD -s 10.98.0.0/16 -j ACCEPT\nCOMMIT\n"
-			cmd := exec.Command("ip", "netns", "exec", ns, "iptables-"+backend+"-restore", "--noflush")
+			cmd := ns.Command("iptables-"+backend+"-restore", "--noflush")
 			cmd.Stdin = strings.NewReader(restore)
 			if out, err := cmd.CombinedOutput(); err != nil {
 				t.Skipf("backend %s does not work here: %v: %s", backend, err, out)
 			}
 			var stdout, stderr bytes.Buffer
-			if got := runCleanup(context.Background(), []string{"--backend", backend, "--netns", ns}, &stdout, &stderr); got != exitOK {
+			if got := runCleanup(context.Background(), []string{"--backend", backend, "--netns", ns.Name}, &stdout, &stderr); got != exitOK {
 				t.Fatalf("weir cleanup = %d; want 0 (stderr %q)", got, stderr.String())
 			}
 			want := "removed jump filter/OUTPUT -j WEIR-REJECT\n" +
@@ -68,11 +57,7 @@ func TestCleanupNetns(t *testing.T) {
 			}
 			var saved strings.Builder
 			for _, table := range []string{"filter", "nat"} {
-				out, err := exec.Command("ip", "netns", "exec", ns, "iptables-"+backend+"-save", "-t", table).Output()
-				if err != nil {
-					t.Fatal(err)
-				}
-				for _, l := range strings.Split(string(out), "\n") {
+				for _, l := range strings.Split(ns.Run("iptables-"+backend+"-save", "-t", table), "\n") {
 					if strings.HasPrefix(l, "-") || strings.HasPrefix(l, ":") {
 						saved.WriteString(l + "\n")
 					}
@@ -85,7 +70,7 @@ func TestCleanupNetns(t *testing.T) {
 				t.Errorf("after cleanup the tables hold\n%s\nwant\n%s", saved.String(), wantSaved)
 			}
 			stdout.Reset()
-			if got := runCleanup(context.Background(), []string{"--backend", backend, "--netns", ns}, &stdout, &stderr); got != exitOK || !strings.HasPrefix(stdout.String(), "nothing to remove") {
+			if got := runCleanup(context.Background(), []string{"--backend", backend, "--netns", ns.Name}, &stdout, &stderr); got != exitOK || !strings.HasPrefix(stdout.String(), "nothing to remove") {
 				t.Errorf("second weir cleanup = %d, %q; want 0, nothing to remove", got, stdout.String())
 			}
 		})

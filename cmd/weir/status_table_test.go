@@ -3,15 +3,11 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"flag"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"weir/cluster"
+	"weir/internal/testsupport"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files under testdata/")
 
 const goldenDigB = "0000111122223333444455556666777788889999aaaabbbbccccddddeeeeffff"
 
@@ -49,10 +45,10 @@ func TestStatusGolden(t *testing.T) {
 			if again := renderStatus(t, "table", s); !bytes.Equal(table, again) {
 				t.Errorf("the status table is not deterministic")
 			}
-			golden(t, name+".txt", table)
+			testsupport.Golden(t, name+".txt", table)
 
 			js := renderStatus(t, "json", s)
-			golden(t, name+".json", js)
+			testsupport.Golden(t, name+".json", js)
 			var back cluster.Status
 			if err := json.Unmarshal(js, &back); err != nil || back.Revision != s.Revision || len(back.Members) != len(s.Members) || back.Converged != s.Converged {
 				t.Errorf("JSON round trip = %+v, %v; want %+v", back, err, s)
@@ -68,22 +64,4 @@ func renderStatus(t *testing.T, output string, s cluster.Status) []byte {
 		t.Fatalf("printStatus(%s): %v", output, err)
 	}
 	return b.Bytes()
-}
-
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("reading golden file (run go test -update to create it): %v", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from golden file (run go test -update after checking)\ngot:\n%s\nwant:\n%s", path, got, want)
-	}
 }

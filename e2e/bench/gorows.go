@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"time"
@@ -44,55 +45,8 @@ func (s *suite) runBench(ctx context.Context, name, pkg, re, benchtime string) (
 	return lines, goCmd(args...), err
 }
 
-func fmtMs(ms float64) string {
-	switch {
-	case ms >= 1000:
-		return fmt.Sprintf("%.2f s", ms/1000)
-	case ms >= 100:
-		return fmt.Sprintf("%.0f ms", ms)
-	case ms >= 1:
-		return fmt.Sprintf("%.1f ms", ms)
-	default:
-		return fmt.Sprintf("%.0f µs", ms*1000)
-	}
-}
-
-func fmtDur(d time.Duration) string { return fmtMs(float64(d) / float64(time.Millisecond)) }
-
-func fmtBytes(b float64) string {
-	switch {
-	case b >= 1<<30:
-		return fmt.Sprintf("%.2f GiB", b/(1<<30))
-	case b >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", b/(1<<20))
-	default:
-		return fmt.Sprintf("%.0f KiB", b/(1<<10))
-	}
-}
-
-func fmtCount(n float64) string {
-	switch {
-	case n >= 1e6:
-		return fmt.Sprintf("%.2fM", n/1e6)
-	case n >= 1e4:
-		return fmt.Sprintf("%.0fk", n/1e3)
-	default:
-		return fmt.Sprintf("%.0f", n)
-	}
-}
-
-func fmtRatio(r float64) string {
-	if math.IsNaN(r) || math.IsInf(r, 0) {
-		return "—"
-	}
-	if r >= 10 {
-		return fmt.Sprintf("%.0f×", r)
-	}
-	return fmt.Sprintf("%.2f×", r)
-}
-
-// msOf returns a line's ns/op in milliseconds.
-func msOf(l BenchLine) float64 { return l.Values["ns/op"] / 1e6 }
+// errNoRows is returned by a step whose output held none of its benchmarks.
+var errNoRows = errors.New("no benchmark results in the output")
 
 func stepAssignRender(ctx context.Context, s *suite) ([]Row, error) {
 	lines, cmd, err := s.runBench(ctx, "assign-render", "./reconcile/render", "^BenchmarkAssignRender$", benchtimeAssign)
@@ -104,7 +58,7 @@ func stepAssignRender(ctx context.Context, s *suite) ([]Row, error) {
 			continue
 		}
 		weir := fmt.Sprintf("%s/op (CPU %s), %s, %s allocs", fmtMs(msOf(l)), fmtMs(l.Values["cpu-ns/op"]/1e6), fmtBytes(l.Values["B/op"]), fmtCount(l.Values["allocs/op"]))
-		row := Row{Issue: "1", Name: fmt.Sprintf("Assign + Render, %dk balancers × 5 targets, 100 hosts", n), Weir: weir, Cmd: cmd}
+		row := Row{Group: "1", Name: fmt.Sprintf("Assign + Render, %dk balancers × 5 targets, 100 hosts", n), Weir: weir, Cmd: cmd}
 		if haveBase && n > 1 {
 			linear := msOf(base) * float64(n)
 			row.Anchor = fmt.Sprintf("1k × %d = %s (linear)", n, fmtMs(linear))
@@ -119,7 +73,7 @@ func stepLoad(ctx context.Context, s *suite) ([]Row, error) {
 	lines, cmd, err := s.runBench(ctx, "load", "./spec", "^BenchmarkLoad$", benchtimeLoad)
 	var rows []Row
 	if l, ok := lines["BenchmarkLoad"]; ok {
-		rows = append(rows, Row{Issue: "1", Name: "load + validate a 10k-balancer spec tree (101 files)",
+		rows = append(rows, Row{Group: "1", Name: "load + validate a 10k-balancer spec tree (101 files)",
 			Weir: fmt.Sprintf("%s/op, %.1f MB/s, %s, %s allocs", fmtMs(msOf(l)), l.Values["MB/s"], fmtBytes(l.Values["B/op"]), fmtCount(l.Values["allocs/op"])), Cmd: cmd})
 	}
 	return rows, err
@@ -135,7 +89,7 @@ func stepApplyFull(ctx context.Context, s *suite) ([]Row, error) {
 				continue
 			}
 			x := l.Values["x-floor"]
-			rows = append(rows, Row{Issue: "2", Name: fmt.Sprintf("full apply, %dk balancers × 5 targets (hand-built fixture), %s", n, backend),
+			rows = append(rows, Row{Group: "2", Name: fmt.Sprintf("full apply, %dk balancers × 5 targets (hand-built fixture), %s", n, backend),
 				Weir: fmtMs(msOf(l)), Anchor: "raw iptables-restore " + fmtMs(l.Values["floor-ms"]), Ratio: fmtRatio(x),
 				Target: "≤ 1.2× floor", Met: verdict(x <= 1.2), Cmd: cmd})
 		}
@@ -152,7 +106,7 @@ func stepApplyChange(ctx context.Context, s *suite) ([]Row, error) {
 			if !ok {
 				continue
 			}
-			row := Row{Issue: "2", Name: fmt.Sprintf("%d balancer(s) changed on a 10k host (hand-built fixture), %s", k, backend),
+			row := Row{Group: "2", Name: fmt.Sprintf("%d balancer(s) changed on a 10k host (hand-built fixture), %s", k, backend),
 				Weir: fmtMs(msOf(l)), Anchor: "raw restore of the same chains " + fmtMs(l.Values["floor-ms"]),
 				Ratio: fmtRatio(l.Values["x-floor"]), Cmd: cmd}
 			rows = append(rows, row)
@@ -171,7 +125,7 @@ func stepDrift(ctx context.Context, s *suite) ([]Row, error) {
 		}
 		canary := lines[fmt.Sprintf("BenchmarkDriftCheck/%s/canary", backend)]
 		full := lines[fmt.Sprintf("BenchmarkDriftCheck/%s/full", backend)]
-		rows = append(rows, Row{Issue: "2", Name: fmt.Sprintf("drift check on a 10k host at --resync 30s, %s", backend),
+		rows = append(rows, Row{Group: "2", Name: fmt.Sprintf("drift check on a 10k host at --resync 30s, %s", backend),
 			Weir:   fmt.Sprintf("%.2f %% of a core (canary %s, full %s CPU)", cyc.Values["pct-core-at-30s"], fmtMs(canary.Values["cpu-ms"]), fmtMs(full.Values["cpu-ms"])),
 			Anchor: "kube-proxy: full resync every 30 s", Cmd: cmd})
 	}
@@ -186,7 +140,7 @@ func stepPerRule(ctx context.Context, s *suite) ([]Row, error) {
 		if !ok {
 			continue
 		}
-		rows = append(rows, Row{Issue: "3", Name: "2,000 rules: one iptables-restore (weir) vs one iptables process per rule (go-iptables), " + backend,
+		rows = append(rows, Row{Group: "3", Name: "2,000 rules: one iptables-restore (weir) vs one iptables process per rule (go-iptables), " + backend,
 			Weir:   fmtMs(l.Values["restore-ms"]),
 			Anchor: fmt.Sprintf("per-rule %s (%.1f ms/rule; anchor 4.8 ms/rule vs 58 ms per 1,000-rule restore)", fmtMs(l.Values["per-rule-ms"]), l.Values["ms/rule"]),
 			Ratio:  fmtRatio(l.Values["ratio"]) + " faster", Cmd: cmd})
@@ -203,15 +157,15 @@ func stepDispatch(ctx context.Context, s *suite) ([]Row, error) {
 	p50 := func(l BenchLine) string {
 		return fmt.Sprintf("p50 %.0f µs (p90 %.0f µs)", l.Values["p50-µs"], l.Values["p90-µs"])
 	}
-	rows := []Row{{Issue: "7", Name: "connect latency, 1 balancer", Weir: p50(one), Anchor: "anchor ≈ 75 µs", Cmd: cmd}}
+	rows := []Row{{Group: "7", Name: "connect latency, 1 balancer", Weir: p50(one), Anchor: "anchor ≈ 75 µs", Cmd: cmd}}
 	if l, ok := lines["BenchmarkDispatchConnect/10k-tree"]; ok {
 		r := l.Values["p50-µs"] / one.Values["p50-µs"]
-		rows = append(rows, Row{Issue: "7", Name: "connect latency, 10k balancers, tree dispatch (weir)", Weir: p50(l),
+		rows = append(rows, Row{Group: "7", Name: "connect latency, 10k balancers, tree dispatch (weir)", Weir: p50(l),
 			Anchor: fmt.Sprintf("1 balancer p50 %.0f µs", one.Values["p50-µs"]), Ratio: fmtRatio(r), Target: "≤ 1.3× the 1-balancer p50", Met: verdict(r <= 1.3), Cmd: cmd})
 	}
 	if l, ok := lines["BenchmarkDispatchConnect/10k-linear"]; ok {
 		r := l.Values["p50-µs"] / one.Values["p50-µs"]
-		rows = append(rows, Row{Issue: "7", Name: "connect latency, 10k balancers, linear dispatch (kube-proxy's layout)", Weir: p50(l),
+		rows = append(rows, Row{Group: "7", Name: "connect latency, 10k balancers, linear dispatch (kube-proxy's layout)", Weir: p50(l),
 			Anchor: fmt.Sprintf("1 balancer p50 %.0f µs; anchor 75 → 325 µs (4.3×) on nft", one.Values["p50-µs"]), Ratio: fmtRatio(r), Cmd: cmd})
 	}
 	return rows, err
@@ -237,10 +191,10 @@ func stepGossip(ctx context.Context, s *suite) ([]Row, error) {
 	typical := lan.ProbeInterval + lan.ProbeTimeout + minSusp
 	serf := 2 * time.Second
 	rows := []Row{
-		{Issue: "5", Name: fmt.Sprintf("revision hint reaches all %d other nodes (%d nodes, LAN profile)", hint.Nodes, hint.Nodes+1),
+		{Group: "5", Name: fmt.Sprintf("revision hint reaches all %d other nodes (%d nodes, LAN profile)", hint.Nodes, hint.Nodes+1),
 			Weir:   fmt.Sprintf("p50 %s, max %s", fmtDur(hint.P50), fmtDur(hint.Max)),
 			Anchor: "Serf model ≈ 2 s to 99.99 %", Ratio: fmtRatio(float64(hint.Max)/float64(serf)) + " (max)", Cmd: cmd},
-		{Issue: "5", Name: fmt.Sprintf("crashed node seen dead by all %d others", death.Nodes),
+		{Group: "5", Name: fmt.Sprintf("crashed node seen dead by all %d others", death.Nodes),
 			Weir: fmt.Sprintf("p50 %s, max %s", fmtDur(death.P50), fmtDur(death.Max)),
 			Anchor: fmt.Sprintf("memberlist LAN at n=%d: typical %s (probe %v + timeout %v + suspicion %v, up to %v); 4–24 s at n=10",
 				int(n), fmtDur(typical), lan.ProbeInterval, lan.ProbeTimeout, minSusp, minSusp*time.Duration(lan.SuspicionMaxTimeoutMult)),
@@ -262,7 +216,7 @@ func stepApplyFullRendered(ctx context.Context, s *suite) ([]Row, error) {
 			continue
 		}
 		x := l.Values["x-floor"]
-		rows = append(rows, Row{Issue: "2", Name: fmt.Sprintf("full apply of Render's 10k output (%s nat chains, %s rules), %s", fmtCount(l.Values["nat-chains"]), fmtCount(l.Values["rules"]), backend),
+		rows = append(rows, Row{Group: "2", Name: fmt.Sprintf("full apply of Render's 10k output (%s nat chains, %s rules), %s", fmtCount(l.Values["nat-chains"]), fmtCount(l.Values["rules"]), backend),
 			Weir: fmtMs(msOf(l)), Anchor: "raw iptables-restore " + fmtMs(l.Values["floor-ms"]), Ratio: fmtRatio(x),
 			Target: "≤ 1.2× floor", Met: verdict(x <= 1.2), Cmd: cmd})
 	}
@@ -280,7 +234,7 @@ func stepOneChange(ctx context.Context, s *suite) ([]Row, error) {
 			continue
 		}
 		v := l.Values
-		row := Row{Issue: "2", Name: fmt.Sprintf("1 balancer changed on Render's 10k output, end to end (assign %s, digest %s, render %s, apply %s), %s",
+		row := Row{Group: "2", Name: fmt.Sprintf("1 balancer changed on Render's 10k output, end to end (assign %s, digest %s, render %s, apply %s), %s",
 			fmtMs(v["assign-ms"]), fmtMs(v["digest-ms"]), fmtMs(v["render-ms"]), fmtMs(v["apply-ms"]), backend),
 			Weir: fmtMs(msOf(l)), Anchor: "raw restore of the same chains " + fmtMs(v["restore-ms"]),
 			Ratio: fmtRatio(msOf(l) / v["restore-ms"]), Cmd: cmd}

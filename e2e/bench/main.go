@@ -1,4 +1,4 @@
-// Command bench is `make bench` (issue 7): it runs every row of weir's
+// Command bench is `make bench`: it runs every row of weir's
 // benchmark suite on this machine — the Go benchmarks of reconcile, spec and
 // cluster as `go test` subprocesses, and the convergence and memory rows
 // itself on real `weir agent` processes in network namespaces (weir/e2e/lab)
@@ -15,67 +15,116 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 
 	"weir/e2e/lab"
 )
 
 func main() {
-	lab.MaybeServe() // a re-executed lab helper never returns from here
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
-	os.Exit(code)
+	lab.Main(func(ctx context.Context) int { return run(ctx, os.Args[1:], os.Stdout, os.Stderr) })
+}
+
+// options is the bench's command line.
+type options struct {
+	out       string // the report file; "" writes none
+	only      string
+	list      bool
+	raw       string
+	agentArgs string
+	pushes    int
+}
+
+// parseOptions reads the command line; with -only the report is written
+// only when -out is given explicitly.
+func parseOptions(args []string, stderr io.Writer) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.out, "out", "BENCHMARKS.md", "file to write the report to (with -only: only when given explicitly)")
+	fs.StringVar(&o.only, "only", "", "comma-separated steps to run (default: all; see -list)")
+	fs.BoolVar(&o.list, "list", false, "list the steps and exit")
+	fs.StringVar(&o.raw, "raw", "", "directory for raw outputs (default: a new temp dir)")
+	fs.StringVar(&o.agentArgs, "agent-args", "", "extra flags for every lab agent, space-separated (e.g. \"--log-level debug\")")
+	fs.IntVar(&o.pushes, "pushes", 9, "spec changes / pushes per convergence row (poll rows use 7 at most, the --dir row 30 at least)")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	outSet := false
+	fs.Visit(func(f *flag.Flag) { outSet = outSet || f.Name == "out" })
+	if o.only != "" && !outSet {
+		o.out = ""
+	}
+	return o, nil
 }
 
 // run is main without the process: it returns the exit code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	out := fs.String("out", "BENCHMARKS.md", "file to write the report to (with -only: only when given explicitly)")
-	only := fs.String("only", "", "comma-separated steps to run (default: all; see -list)")
-	list := fs.Bool("list", false, "list the steps and exit")
-	raw := fs.String("raw", "", "directory for raw outputs (default: a new temp dir)")
-	agentArgs := fs.String("agent-args", "", "extra flags for every lab agent, space-separated (e.g. \"--log-level debug\")")
-	pushes := fs.Int("pushes", 9, "spec changes / pushes per convergence row (poll rows use 7 at most, the --dir row 30 at least)")
-	if err := fs.Parse(args); err != nil {
+	o, err := parseOptions(args, stderr)
+	if err != nil {
 		return 2
 	}
-	outSet := false
-	fs.Visit(func(f *flag.Flag) { outSet = outSet || f.Name == "out" })
-	steps := allSteps()
-	if *list {
-		for _, s := range steps {
+	if o.list {
+		for _, s := range allSteps() {
 			fmt.Fprintf(stdout, "%-14s %s\n", s.name, s.title)
 		}
 		return 0
 	}
-	if *only != "" {
-		var picked []step
-		for _, name := range strings.Split(*only, ",") {
-			i := slices.IndexFunc(steps, func(s step) bool { return s.name == name })
-			if i < 0 {
-				fmt.Fprintf(stderr, "bench: no step %q (see -list)\n", name)
-				return 2
-			}
-			picked = append(picked, steps[i])
-		}
-		steps = picked
-		if !outSet {
-			*out = ""
-		}
+	steps, err := pickSteps(o.only)
+	if err != nil {
+		fmt.Fprintf(stderr, "bench: %v\n", err)
+		return 2
 	}
+	if code := checkMachine(stderr); code != 0 {
+		return code
+	}
+	s, err := newSuite(ctx, o, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "bench:", err)
+		return 1
+	}
+	rep := s.runSteps(ctx, steps)
+	if err := s.writeReport(rep, o.out, stdout); err != nil {
+		fmt.Fprintln(stderr, "bench:", err)
+		return 1
+	}
+	switch {
+	case ctx.Err() != nil:
+		fmt.Fprintln(stderr, "bench: interrupted")
+		return 130
+	case rep.failed():
+		return 1
+	}
+	return 0
+}
+
+// pickSteps returns the steps named in only (comma-separated), or all.
+func pickSteps(only string) ([]step, error) {
+	steps := allSteps()
+	if only == "" {
+		return steps, nil
+	}
+	var picked []step
+	for _, name := range strings.Split(only, ",") {
+		i := slices.IndexFunc(steps, func(s step) bool { return s.name == name })
+		if i < 0 {
+			return nil, fmt.Errorf("no step %q (see -list)", name)
+		}
+		picked = append(picked, steps[i])
+	}
+	return picked, nil
+}
+
+// checkMachine returns a non-zero exit code when the bench cannot run here,
+// and sweeps the labs of killed runs.
+func checkMachine(stderr io.Writer) int {
 	if os.Geteuid() != 0 {
 		fmt.Fprintln(stderr, "bench: needs root: the apply, per-rule and dispatch benchmarks program iptables in network namespaces they create, and the convergence and memory rows run weir agents in a lab of namespaces (try: sudo make bench)")
 		return 1
@@ -89,71 +138,73 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	} else if len(removed) > 0 {
 		fmt.Fprintln(stderr, "bench: removed stale labs", removed)
 	}
-	rawDir := *raw
+	return 0
+}
+
+// newSuite makes the raw dir and finds the weir binary the lab rows run.
+func newSuite(ctx context.Context, o options, stderr io.Writer) (*suite, error) {
+	rawDir := o.raw
 	if rawDir == "" {
 		d, err := os.MkdirTemp("", "weir-bench-")
 		if err != nil {
-			fmt.Fprintln(stderr, "bench:", err)
-			return 1
+			return nil, err
 		}
 		rawDir = d
 	} else if err := os.MkdirAll(rawDir, 0o755); err != nil {
-		fmt.Fprintln(stderr, "bench:", err)
-		return 1
+		return nil, err
 	}
-	s := &suite{
+	bin, err := lab.WeirBinary(ctx, ".", filepath.Join(rawDir, "weir"))
+	if err != nil {
+		return nil, err
+	}
+	return &suite{
 		rawDir:    rawDir,
-		pushes:    *pushes,
-		agentArgs: strings.Fields(*agentArgs),
+		bin:       bin,
+		pushes:    o.pushes,
+		agentArgs: strings.Fields(o.agentArgs),
 		log:       slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo})),
 		stderr:    stderr,
-	}
-	bin, err := weirBinary(ctx, rawDir)
-	if err != nil {
-		fmt.Fprintln(stderr, "bench:", err)
-		return 1
-	}
-	s.bin = bin
-	rep := &Report{Machine: probeMachine(ctx), Started: time.Now()}
-	failed := false
+	}, nil
+}
+
+// runSteps runs steps in order until ctx ends, printing progress.
+func (s *suite) runSteps(ctx context.Context, steps []step) *Report {
+	rep := &Report{Machine: probeMachine(ctx), Started: time.Now(), RawDir: s.rawDir}
 	for _, st := range steps {
 		if ctx.Err() != nil {
 			break
 		}
-		fmt.Fprintf(stderr, "[%6.1fs] %s: %s\n", time.Since(rep.Started).Seconds(), st.name, st.title)
+		fmt.Fprintf(s.stderr, "[%6.1fs] %s: %s\n", time.Since(rep.Started).Seconds(), st.name, st.title)
 		load0 := loadavg()
 		t0 := time.Now()
 		rows, err := st.run(ctx, s)
 		res := StepResult{Name: st.name, Title: st.title, Took: time.Since(t0), LoadBefore: load0, LoadAfter: loadavg(), Rows: rows}
 		if err != nil {
-			failed = true
 			res.Err = err.Error()
-			fmt.Fprintf(stderr, "[%6.1fs] %s FAILED: %v\n", time.Since(rep.Started).Seconds(), st.name, err)
+			fmt.Fprintf(s.stderr, "[%6.1fs] %s FAILED: %v\n", time.Since(rep.Started).Seconds(), st.name, err)
 		}
 		rep.Steps = append(rep.Steps, res)
 	}
 	rep.Took = time.Since(rep.Started)
-	rep.RawDir = rawDir
+	return rep
+}
+
+// writeReport prints the table and writes the markdown report to out
+// unless out is empty.
+func (s *suite) writeReport(rep *Report, out string, stdout io.Writer) error {
 	fmt.Fprintln(stdout)
 	rep.WriteText(stdout)
-	fmt.Fprintf(stdout, "\nraw outputs: %s\n", rawDir)
-	if *out != "" {
-		var b strings.Builder
-		rep.WriteMarkdown(&b)
-		if err := os.WriteFile(*out, []byte(b.String()), 0o644); err != nil {
-			fmt.Fprintln(stderr, "bench:", err)
-			return 1
-		}
-		fmt.Fprintf(stdout, "wrote %s\n", *out)
+	fmt.Fprintf(stdout, "\nraw outputs: %s\n", s.rawDir)
+	if out == "" {
+		return nil
 	}
-	if ctx.Err() != nil {
-		fmt.Fprintln(stderr, "bench: interrupted")
-		return 130
+	var b strings.Builder
+	rep.WriteMarkdown(&b)
+	if err := os.WriteFile(out, []byte(b.String()), 0o644); err != nil {
+		return err
 	}
-	if failed {
-		return 1
-	}
-	return 0
+	fmt.Fprintf(stdout, "wrote %s\n", out)
+	return nil
 }
 
 // suite is what every step may use.
@@ -192,24 +243,6 @@ func allSteps() []step {
 	}
 }
 
-// weirBinary returns $WEIR_BIN, else bin/weir (make bench builds it), else
-// builds one into dir.
-func weirBinary(ctx context.Context, dir string) (string, error) {
-	if p := os.Getenv("WEIR_BIN"); p != "" {
-		return p, nil
-	}
-	if p, err := filepath.Abs("bin/weir"); err == nil {
-		if _, err := os.Stat(p); err == nil {
-			return p, nil
-		}
-	}
-	p := filepath.Join(dir, "weir")
-	if _, err := runCmd(ctx, "", "go", "build", "-o", p, "./cmd/weir"); err != nil {
-		return "", fmt.Errorf("building weir: %w", err)
-	}
-	return p, nil
-}
-
 // loadavg returns the first three fields of /proc/loadavg.
 func loadavg() string {
 	b, err := os.ReadFile("/proc/loadavg")
@@ -222,6 +255,3 @@ func loadavg() string {
 	}
 	return strings.Join(f[:3], " ")
 }
-
-// errNoRows is returned by a step whose output held none of its benchmarks.
-var errNoRows = errors.New("no benchmark results in the output")

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -46,7 +47,7 @@ func verdict(ok bool) Verdict {
 
 // Row is one line of the table: weir's figure beside its floor, peer or anchor.
 type Row struct {
-	Issue  string // the issue's row number
+	Group  string // the number of the suite's group of rows (the step title's "N.")
 	Name   string
 	Weir   string // weir's figure
 	Anchor string // the floor, peer or anchor it is compared with
@@ -94,7 +95,7 @@ func (r *Report) rows() []Row {
 			if len(msg) > 160 {
 				msg = msg[:160] + "…"
 			}
-			rows = append(rows, Row{Issue: strings.SplitN(s.Title, ".", 2)[0], Name: s.Title, Weir: "error: " + msg, Met: Failed, Cmd: "go run ./e2e/bench -only " + s.Name})
+			rows = append(rows, Row{Group: strings.SplitN(s.Title, ".", 2)[0], Name: s.Title, Weir: "error: " + msg, Met: Failed, Cmd: "go run ./e2e/bench -only " + s.Name})
 		}
 	}
 	return rows
@@ -109,11 +110,16 @@ func (r *Report) WriteText(w io.Writer) {
 		if target == "" {
 			target = "—"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", row.Issue, row.Name, row.Weir, dash(row.Anchor), dash(row.Ratio), target, row.Met)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", row.Group, row.Name, row.Weir, dash(row.Anchor), dash(row.Ratio), target, row.Met)
 	}
 	tw.Flush()
 	met, notMet, failed := r.counts()
 	fmt.Fprintf(w, "\ntargets met: %d, not met: %d, failed measurements: %d; took %v\n", met, notMet, failed, r.Took.Round(time.Second))
+}
+
+// failed reports whether a step ended with an error.
+func (r *Report) failed() bool {
+	return slices.ContainsFunc(r.Steps, func(s StepResult) bool { return s.Err != "" })
 }
 
 func (r *Report) counts() (met, notMet, failed int) {
@@ -146,8 +152,8 @@ func mdCell(s string) string {
 func (r *Report) WriteMarkdown(w io.Writer) {
 	m := r.Machine
 	fmt.Fprintf(w, "# weir benchmarks\n\n")
-	fmt.Fprintf(w, "Written by `make bench` (`go run ./e2e/bench`, as root) — issue 7's suite. Every figure below was\n")
-	fmt.Fprintf(w, "measured in one run on the machine described here; rerun it to get yours.\n\n")
+	fmt.Fprintf(w, "Written by `make bench` (`go run ./e2e/bench`, as root); README.md's Performance section sums it up.\n")
+	fmt.Fprintf(w, "Every figure below was measured in one run on the machine described here; rerun it to get yours.\n\n")
 	fmt.Fprintf(w, "## Machine and run\n\n")
 	fmt.Fprintf(w, "| | |\n|---|---|\n")
 	fmt.Fprintf(w, "| date | %s (took %v) |\n", r.Started.UTC().Format("2006-01-02 15:04 MST"), r.Took.Round(time.Second))
@@ -163,14 +169,14 @@ func (r *Report) WriteMarkdown(w io.Writer) {
 	fmt.Fprintf(w, "## Results\n\n")
 	fmt.Fprintf(w, "| row | measure | weir | floor / peer / anchor | ratio | target | met? |\n|---|---|---|---|---|---|---|\n")
 	for _, row := range r.rows() {
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s |\n", mdCell(row.Issue), mdCell(row.Name), mdCell(row.Weir), mdCell(row.Anchor), mdCell(row.Ratio), mdCell(row.Target), row.Met)
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s |\n", mdCell(row.Group), mdCell(row.Name), mdCell(row.Weir), mdCell(row.Anchor), mdCell(row.Ratio), mdCell(row.Target), row.Met)
 	}
 	met, notMet, failed := r.counts()
 	fmt.Fprintf(w, "\nTargets met: %d; not met: %d; failed measurements: %d.\n", met, notMet, failed)
 	var missed []string
 	for _, row := range r.rows() {
 		if row.Met == NotMet || row.Met == Failed {
-			missed = append(missed, fmt.Sprintf("- row %s, %s: %s (target %s)", row.Issue, row.Name, row.Weir, dash(row.Target)))
+			missed = append(missed, fmt.Sprintf("- row %s, %s: %s (target %s)", row.Group, row.Name, row.Weir, dash(row.Target)))
 		}
 	}
 	if len(missed) > 0 {
@@ -181,7 +187,7 @@ func (r *Report) WriteMarkdown(w io.Writer) {
 	fmt.Fprintf(w, "\n## Reproducing a row\n\nAs root, from the repository root (`make build` first for the lab rows):\n\n")
 	fmt.Fprintf(w, "| row | measure | command |\n|---|---|---|\n")
 	for _, row := range r.rows() {
-		fmt.Fprintf(w, "| %s | %s | `%s` |\n", mdCell(row.Issue), mdCell(row.Name), strings.ReplaceAll(row.Cmd, "|", `\|`))
+		fmt.Fprintf(w, "| %s | %s | `%s` |\n", mdCell(row.Group), mdCell(row.Name), strings.ReplaceAll(row.Cmd, "|", `\|`))
 	}
 	fmt.Fprintf(w, "\n## Steps\n\n| step | took | load before | load after |\n|---|---|---|---|\n")
 	for _, s := range r.Steps {
@@ -189,7 +195,7 @@ func (r *Report) WriteMarkdown(w io.Writer) {
 	}
 }
 
-// anchorsText lists the outside figures the table compares with (issue 7).
+// anchorsText lists the outside figures the table compares with.
 const anchorsText = `- **Per-rule programming** (row 3): a library such as go-iptables runs one ` + "`iptables`" + ` process
   per rule, about 4.8 ms a rule, against 58 ms for one 1,000-rule ` + "`iptables-restore`" + `. The peer
   is measured here in the same run with go-iptables' ` + "`Append`" + ` on 2,000 rules.
@@ -228,8 +234,8 @@ const methodText = `1. **Assign + Render**: ` + "`render.BenchmarkAssignRender`"
    ` + "`weir status -o json`" + ` prints) is polled every 25 ms over a kept-alive connection made
    inside its namespace. Each mode has two rows: until the *last* agent reported the new
    revision as its own applied one ("applied"), and until the last agent's status said
-   ` + "`converged: true`" + ` with all 10 members alive on it (the issue's measure; the target is on
-   this one). *Dir mode*: each agent watches its own directory; the change (one weight)
+   ` + "`converged: true`" + ` with all 10 members alive on it (the measure the target is on).
+   *Dir mode*: each agent watches its own directory; the change (one weight)
    is written to all 10 (temp file + rename) and timed from the first write. *Git mode*:
    the specs live in a real ` + "`git daemon`" + ` namespace; time runs from the start of ` + "`git push`" + `.
    With *webhook + hints*, ` + "`POST /refresh`" + ` goes to one agent right after the push and the

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -13,11 +12,12 @@ import (
 	"time"
 
 	"weir/e2e/lab"
+	"weir/internal/testsupport"
 )
 
 // Settings of the memory rows.
 const (
-	rssLimit        = 64 << 20         // the issue's target
+	rssLimit        = 64 << 20         // the target of the memory rows
 	idleAfter       = 30 * time.Second // examples/basic: read this long after converging
 	settledAfter    = 40 * time.Second // 10k: read this long after converging (> the 30 s resync)
 	bigBalancers    = 10000
@@ -82,16 +82,7 @@ func ParseMetric(text, name string) (float64, bool) {
 
 // heapInUse reads go_memstats_heap_inuse_bytes from the agent's /metrics.
 func (a *agents) heapInUse(ctx context.Context, h *lab.Host) (float64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+lab.APIAddr+"/metrics", nil)
-	if err != nil {
-		return 0, err
-	}
-	resp, err := a.clients[h.Name].Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
+	_, b, err := a.weir.API(ctx, h, http.MethodGet, "/metrics")
 	if err != nil {
 		return 0, err
 	}
@@ -101,8 +92,6 @@ func (a *agents) heapInUse(ctx context.Context, h *lab.Host) (float64, error) {
 	}
 	return v, nil
 }
-
-func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
 
 func stepRSS(ctx context.Context, s *suite) ([]Row, error) {
 	rows, err := s.rssBasic(ctx)
@@ -126,7 +115,7 @@ func (s *suite) rssBasic(ctx context.Context) ([]Row, error) {
 		}
 	}
 	a, err := s.startAgents(ctx, l, "basic", func(h *lab.Host) []string {
-		return append(joinAll(l, h), "--dir", filepath.Join(l.Dir, "specs", h.Name))
+		return append(lab.JoinArgs(l.Hosts, h), "--dir", filepath.Join(l.Dir, "specs", h.Name))
 	})
 	if err != nil {
 		return nil, err
@@ -143,7 +132,7 @@ func (s *suite) rssBasic(ctx context.Context) ([]Row, error) {
 	var worst ProcMem
 	var heap float64
 	for _, h := range l.Hosts {
-		m, err := procMem(a.procs[h.Name].Pid())
+		m, err := procMem(a.weir.Agent(h.Name).Pid())
 		if err != nil {
 			return nil, err
 		}
@@ -156,10 +145,10 @@ func (s *suite) rssBasic(ctx context.Context) ([]Row, error) {
 	}
 	const cmd = "go run ./e2e/bench -only rss"
 	return []Row{
-		{Issue: "6", Name: fmt.Sprintf("agent VmRSS idle, examples/basic, 3 agents, %v after converging (largest)", idleAfter),
+		{Group: "6", Name: fmt.Sprintf("agent VmRSS idle, examples/basic, 3 agents, %v after converging (largest)", idleAfter),
 			Weir: mib(worst.RSS), Anchor: "Go heap in use " + fmtBytes(heap), Ratio: fmtRatio(float64(worst.RSS)/rssLimit) + " of target",
 			Target: "< 64 MiB", Met: verdict(worst.RSS < rssLimit), Cmd: cmd},
-		{Issue: "6", Name: "agent VmHWM (peak), examples/basic (largest)",
+		{Group: "6", Name: "agent VmHWM (peak), examples/basic (largest)",
 			Weir: mib(worst.HWM), Ratio: fmtRatio(float64(worst.HWM)/rssLimit) + " of target",
 			Target: "< 64 MiB", Met: verdict(worst.HWM < rssLimit), Cmd: cmd},
 	}, nil
@@ -186,12 +175,12 @@ func (s *suite) rssBig(ctx context.Context) ([]Row, error) {
 	// takes them all at once.
 	defer a.stopAnd(false)
 	h := l.Hosts[0]
-	pid := a.procs[h.Name].Pid()
+	pid := a.weir.Agent(h.Name).Pid()
 	t0 := time.Now()
 	var st lab.Status
-	err = lab.Eventually(ctx, bigConvergeWait, 100*time.Millisecond, func() error {
+	err = testsupport.Eventually(ctx, bigConvergeWait, 100*time.Millisecond, func() error {
 		var err error
-		if st, err = a.status(ctx, h); err != nil {
+		if st, err = a.weir.Status(ctx, h); err != nil {
 			return err
 		}
 		if _, err := (goal{n: 1}).converged(st); err != nil {
@@ -229,10 +218,10 @@ func (s *suite) rssBig(ctx context.Context) ([]Row, error) {
 	const cmd = "go run ./e2e/bench -only rss"
 	what := fmt.Sprintf("10k balancers × 5 targets, 100 hosts, %d rules on the agent's host", self.Rules)
 	return []Row{
-		{Issue: "6", Name: "agent VmHWM (peak) from start to settled, " + what,
+		{Group: "6", Name: "agent VmHWM (peak) from start to settled, " + what,
 			Weir: mib(settled.HWM), Anchor: fmt.Sprintf("VmRSS %s when converged (%s after start)", mib(atConverge.RSS), fmtDur(converged)),
 			Ratio: fmtRatio(float64(settled.HWM)/rssLimit) + " of target", Target: "< 64 MiB", Met: verdict(settled.HWM < rssLimit), Cmd: cmd},
-		{Issue: "6", Name: fmt.Sprintf("agent VmRSS settled, %v after converging, %s", settledAfter, what),
+		{Group: "6", Name: fmt.Sprintf("agent VmRSS settled, %v after converging, %s", settledAfter, what),
 			Weir: mib(settled.RSS), Anchor: "Go heap in use " + fmtBytes(heap), Ratio: fmtRatio(float64(settled.RSS)/rssLimit) + " of target",
 			Target: "< 64 MiB", Met: verdict(settled.RSS < rssLimit), Cmd: cmd},
 	}, nil

@@ -10,154 +10,211 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
+	"maps"
+	"net/http"
 	"os"
-	"os/exec"
-	"os/signal"
 	"path/filepath"
-	"regexp"
-	"sort"
+	"slices"
 	"strings"
-	"syscall"
 	"time"
 
 	"weir/e2e/lab"
-	"weir/examples"
 )
 
 func main() {
-	lab.MaybeServe() // a re-executed helper (a guest's name server, a client) never returns
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Stdout)
-	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "demo:", err)
-		os.Exit(1)
-	}
+	lab.Main(func(ctx context.Context) int {
+		if err := run(ctx, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "demo:", err)
+			return 1
+		}
+		return 0
+	})
 }
 
 // frontend is examples/basic's balancer address.
 const frontend = "198.20.0.10:80"
 
+// demo is one run of the demo: its lab, its agents, and where it prints.
+type demo struct {
+	out    io.Writer
+	start  time.Time
+	bin    string // the weir binary
+	lab    *lab.Lab
+	weir   *lab.Weir
+	web    *lab.Guest        // the guest the connections come from
+	files  map[string]string // the specs last pushed
+	commit string            // and their commit
+}
+
 func run(ctx context.Context, out io.Writer) error {
-	start := time.Now()
-	step := func(format string, args ...any) {
-		fmt.Fprintf(out, "\n[%5.1fs] %s\n", time.Since(start).Seconds(), fmt.Sprintf(format, args...))
+	d := &demo{out: out, start: time.Now()}
+	if err := d.prepare(ctx); err != nil {
+		return err
 	}
+	d.step("building 3 hosts with one guest each, a bridge and a Git server (network namespaces)")
+	l, err := lab.New(ctx, lab.Options{Hosts: 3, GuestsPerHost: 1, Git: true})
+	if err != nil {
+		return err
+	}
+	// Convergence is polled on the agents' API; the table shown is the CLI's.
+	d.lab, d.weir = l, &lab.Weir{Bin: d.bin, Lab: l, StatusFromAPI: true}
+	defer d.tearDown()
+	for _, next := range []func(context.Context) error{d.startServers, d.pushBasic, d.startAgents, d.showStatus, d.firstSplit, d.changeWeight, d.secondSplit} {
+		if err := next(ctx); err != nil {
+			return err
+		}
+	}
+	d.showRules(ctx)
+	return nil
+}
+
+// step prints the heading of a step with the time since the start.
+func (d *demo) step(format string, args ...any) {
+	fmt.Fprintf(d.out, "\n[%5.1fs] %s\n", time.Since(d.start).Seconds(), fmt.Sprintf(format, args...))
+}
+
+// prepare checks for root and the tools, finds the weir binary and sweeps
+// the leftovers of earlier runs.
+func (d *demo) prepare(ctx context.Context) error {
 	if os.Geteuid() != 0 {
 		return errors.New("needs root: the demo creates network namespaces, veth pairs and a bridge, and weir programs iptables rules inside them (try: sudo make demo)")
 	}
-	if err := ensureTools(ctx, out); err != nil {
+	if err := ensureTools(ctx, d.out); err != nil {
 		return err
 	}
-	bin, err := weirBinary(ctx)
+	bin, err := filepath.Abs("bin/weir")
 	if err != nil {
+		return err
+	}
+	if d.bin, err = lab.WeirBinary(ctx, ".", bin); err != nil {
 		return err
 	}
 	if removed, err := lab.Sweep(""); err != nil {
 		return fmt.Errorf("sweeping labs of earlier runs: %w", err)
 	} else if len(removed) > 0 {
-		fmt.Fprintf(out, "removed leftovers of earlier runs: %v\n", removed)
+		fmt.Fprintf(d.out, "removed leftovers of earlier runs: %v\n", removed)
 	}
+	return nil
+}
 
-	step("building 3 hosts with one guest each, a bridge and a Git server (network namespaces)")
-	l, err := lab.New(ctx, lab.Options{Hosts: 3, GuestsPerHost: 1, Git: true})
-	if err != nil {
-		return err
-	}
-	defer func() {
-		l.Close()
-		l.RemoveDir()
-		fmt.Fprintf(out, "\n[%5.1fs] torn down: no namespace, process or rule of the demo is left\n", time.Since(start).Seconds())
-	}()
-	fmt.Fprint(out, topology)
-	web := l.Guest(1, 1)
+// tearDown removes the lab with everything in it.
+func (d *demo) tearDown() {
+	d.weir.CloseIdleConnections()
+	d.lab.Close()
+	d.lab.RemoveDir()
+	fmt.Fprintf(d.out, "\n[%5.1fs] torn down: no namespace, process or rule of the demo is left\n", time.Since(d.start).Seconds())
+}
+
+// startServers draws the network and starts the orders servers on the
+// guests of host-b and host-c.
+func (d *demo) startServers(ctx context.Context) error {
+	fmt.Fprint(d.out, topology)
+	d.web = d.lab.Guest(1, 1)
 	for i, name := range []string{"orders-1", "orders-2"} {
-		if _, err := l.Serve(ctx, l.Guest(i+2, 1), name, "tcp:8080"); err != nil {
+		if _, err := d.lab.Serve(ctx, d.lab.Guest(i+2, 1), name, "tcp:8080"); err != nil {
 			return err
 		}
 	}
+	return nil
+}
 
+// pushBasic pushes examples/basic to the Git server.
+func (d *demo) pushBasic(ctx context.Context) error {
 	files, from, err := specFiles()
 	if err != nil {
 		return err
 	}
-	commit, err := l.Git.PushFiles(ctx, "examples/basic", files)
+	if d.commit, err = d.lab.Git.PushFiles(ctx, "examples/basic", files); err != nil {
+		return err
+	}
+	d.files = files
+	d.step("git push %s → %s (commit %.12s)", from, d.lab.Git.URL(), d.commit)
+	return nil
+}
+
+// startAgents starts an agent on every host and waits until they converge.
+func (d *demo) startAgents(ctx context.Context) error {
+	hosts := d.lab.Hosts
+	err := d.weir.StartAgents(hosts, func(h *lab.Host) []string {
+		return append(lab.JoinArgs(hosts, h), "--repo", d.lab.Git.URL(), "--poll", "2s", "--resync", "5s")
+	})
 	if err != nil {
 		return err
 	}
-	step("git push %s → %s (commit %.12s)", from, l.Git.URL(), commit)
-
-	// Convergence is polled on the agents' API; the table below is the CLI's.
-	w := &lab.Weir{Bin: bin, Lab: l, StatusFromAPI: true}
-	for _, h := range l.Hosts {
-		var seeds []string
-		for _, o := range l.Hosts {
-			if o != h {
-				seeds = append(seeds, fmt.Sprintf("%s:%d", o.Addr, lab.AgentPort))
-			}
-		}
-		if _, err := w.StartAgent(h, "--join", strings.Join(seeds, ","), "--repo", l.Git.URL(),
-			"--poll", "2s", "--resync", "5s"); err != nil {
-			return err
-		}
-	}
-	step("started weir agent on host-a, host-b, host-c (gossip encrypted: --gossip-key-file from weir keygen, mode 0600); waiting for them to converge")
-	took, err := w.WaitConverged(ctx, 40*time.Second, l.Hosts, commit, lab.Names(l.Hosts))
+	d.step("started weir agent on host-a, host-b, host-c (gossip encrypted: --gossip-key-file from weir keygen, mode 0600); waiting for them to converge")
+	took, err := d.weir.WaitConverged(ctx, 40*time.Second, hosts, d.commit, lab.Names(hosts))
 	if err != nil {
-		l.DumpLogs(func(f string, a ...any) { fmt.Fprintf(out, f+"\n", a...) }, 15)
+		d.lab.DumpLogs(func(f string, a ...any) { fmt.Fprintf(d.out, f+"\n", a...) }, 15)
 		return fmt.Errorf("agents did not converge: %w", err)
 	}
-	fmt.Fprintf(out, "converged on %.12s in %v\n", commit, took.Round(time.Millisecond))
-	step("weir status (on host-a)")
-	table, _, err := w.Run(ctx, l.Hosts[0], "status", "--api", lab.APIAddr)
+	fmt.Fprintf(d.out, "converged on %.12s in %v\n", d.commit, took.Round(time.Millisecond))
+	return nil
+}
+
+// showStatus prints `weir status` as host-a's CLI shows it.
+func (d *demo) showStatus(ctx context.Context) error {
+	d.step("weir status (on host-a)")
+	table, _, err := d.weir.Run(ctx, d.lab.Hosts[0], "status", "--api", lab.APIAddr)
 	if err != nil {
 		// An older binary without the status command: show the API's JSON.
-		_, body, herr := l.HTTP(ctx, l.Hosts[0].NS, "GET", "http://"+lab.APIAddr+"/status")
+		_, body, herr := d.weir.API(ctx, d.lab.Hosts[0], http.MethodGet, "/status")
 		if herr != nil {
 			return errors.Join(err, herr)
 		}
 		table = fmt.Sprintf("(%v)\nGET /status: %s\n", err, body)
 	}
-	fmt.Fprint(out, table)
+	fmt.Fprint(d.out, table)
+	return nil
+}
 
-	step("100 connections from web-1 (198.19.1.2) to %s", frontend)
-	if err := chart(ctx, out, l, web); err != nil {
-		return err
-	}
+// firstSplit shows how examples/basic spreads connections.
+func (d *demo) firstSplit(ctx context.Context) error {
+	d.step("100 connections from web-1 (198.19.1.2) to %s", frontend)
+	return chart(ctx, d.out, d.lab, d.web)
+}
 
-	changed, err := withWeight(files, "orders-2", 3)
+// changeWeight pushes a weight of 3 for orders-2, sends the push webhook to
+// host-b's agent and waits until every agent converged on it.
+func (d *demo) changeWeight(ctx context.Context) error {
+	changed, err := withWeight(d.files, "orders-2", 3)
 	if err != nil {
 		return err
 	}
-	commit, err = l.Git.PushFiles(ctx, "orders-2: weight 3", changed)
-	if err != nil {
+	if d.commit, err = d.lab.Git.PushFiles(ctx, "orders-2: weight 3", changed); err != nil {
 		return err
 	}
+	d.files = changed
 	pushed := time.Now()
 	// The push webhook: one agent fetches now and hints the others over gossip.
-	if _, _, err := l.HTTP(ctx, l.Hosts[1].NS, "POST", "http://"+lab.APIAddr+"/refresh"); err != nil {
-		fmt.Fprintf(out, "(POST /refresh failed, waiting for the poll: %v)\n", err)
+	if _, _, err := d.weir.API(ctx, d.lab.Hosts[1], http.MethodPost, "/refresh"); err != nil {
+		fmt.Fprintf(d.out, "(POST /refresh failed, waiting for the poll: %v)\n", err)
 	}
-	step("git push: orders-2 gets weight 3 (commit %.12s); POST /refresh to host-b's agent", commit)
-	if _, err := w.WaitConverged(ctx, 40*time.Second, l.Hosts, commit, lab.Names(l.Hosts)); err != nil {
+	d.step("git push: orders-2 gets weight 3 (commit %.12s); POST /refresh to host-b's agent", d.commit)
+	if _, err := d.weir.WaitConverged(ctx, 40*time.Second, d.lab.Hosts, d.commit, lab.Names(d.lab.Hosts)); err != nil {
 		return fmt.Errorf("agents did not converge on the weight change: %w", err)
 	}
-	fmt.Fprintf(out, "every agent converged %v after the push\n", time.Since(pushed).Round(time.Millisecond))
-	step("100 connections again: orders-1 should get about 25, orders-2 about 75")
-	if err := chart(ctx, out, l, web); err != nil {
-		return err
+	fmt.Fprintf(d.out, "every agent converged %v after the push\n", time.Since(pushed).Round(time.Millisecond))
+	return nil
+}
+
+// secondSplit shows the split after the weight change.
+func (d *demo) secondSplit(ctx context.Context) error {
+	d.step("100 connections again: orders-1 should get about 25, orders-2 about 75")
+	return chart(ctx, d.out, d.lab, d.web)
+}
+
+// showRules prints weir's part of host-a's nat table, when it can be read.
+func (d *demo) showRules(ctx context.Context) {
+	rules, err := d.lab.Exec(ctx, d.lab.Hosts[0].NS, "iptables-save", "-t", "nat")
+	if err != nil {
+		return
 	}
-	rules, err := l.Exec(ctx, l.Hosts[0].NS, "iptables-save", "-t", "nat")
-	if err == nil {
-		step("host-a's nat rules (weir's part)")
-		for _, line := range strings.Split(rules, "\n") {
-			if strings.Contains(line, "WEIR-") {
-				fmt.Fprintln(out, "  "+line)
-			}
+	d.step("host-a's nat rules (weir's part)")
+	for _, line := range strings.Split(rules, "\n") {
+		if strings.Contains(line, "WEIR-") {
+			fmt.Fprintln(d.out, "  "+line)
 		}
 	}
-	return nil
 }
 
 const topology = `
@@ -179,121 +236,11 @@ func chart(ctx context.Context, out io.Writer, l *lab.Lab, g *lab.Guest) error {
 		return err
 	}
 	counts := r.Counts()
-	names := make([]string, 0, len(counts))
-	for n := range counts {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
+	for _, n := range slices.Sorted(maps.Keys(counts)) {
 		fmt.Fprintf(out, "  %-9s %-50s %3d\n", n, strings.Repeat("█", counts[n]/2), counts[n])
 	}
 	if f := r.Failures(); f > 0 {
 		fmt.Fprintf(out, "  %-9s %-50s %3d  (%s)\n", "failed", strings.Repeat("░", f/2), f, r.Errors[0])
 	}
 	return nil
-}
-
-// specFiles returns examples/basic as the binary embeds it, so the demo runs
-// the same files the README points newcomers to, from any directory.
-func specFiles() (map[string]string, string, error) {
-	files := map[string]string{}
-	err := fs.WalkDir(examples.FS, "basic", func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := fs.ReadFile(examples.FS, path)
-		if err != nil {
-			return err
-		}
-		files[strings.TrimPrefix(path, "basic/")] = string(b)
-		return nil
-	})
-	if err != nil {
-		return nil, "", fmt.Errorf("reading the embedded examples/basic: %w", err)
-	}
-	return files, "examples/basic", nil
-}
-
-// withWeight returns files with the balancer frontend-orders giving guest a
-// weight of w: an existing "guest: N" line under weights is rewritten, else a
-// weights block is added at the end of that balancer's document.
-func withWeight(files map[string]string, guest string, w int) (map[string]string, error) {
-	out := map[string]string{}
-	for k, v := range files {
-		out[k] = v
-	}
-	names := make([]string, 0, len(files))
-	for k := range files {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	existing := regexp.MustCompile(`(?m)^([ \t]+)` + regexp.QuoteMeta(guest) + `:[ \t]*\d+[ \t]*$`)
-	for _, name := range names {
-		docs := strings.Split(files[name], "\n---")
-		for i, doc := range docs {
-			if !strings.Contains(doc, "kind: Balancer") || !strings.Contains(doc, "name: frontend-orders") {
-				continue
-			}
-			if existing.MatchString(doc) {
-				docs[i] = existing.ReplaceAllString(doc, fmt.Sprintf("${1}%s: %d", guest, w))
-			} else if strings.Contains(doc, "\n  weights:") {
-				docs[i] = strings.Replace(doc, "\n  weights:", fmt.Sprintf("\n  weights:\n    %s: %d", guest, w), 1)
-			} else {
-				docs[i] = strings.TrimRight(doc, "\n") + fmt.Sprintf("\n  weights:\n    %s: %d\n", guest, w)
-			}
-			out[name] = strings.Join(docs, "\n---")
-			return out, nil
-		}
-	}
-	return nil, errors.New("no Balancer frontend-orders in the specs")
-}
-
-// ensureTools installs iproute2, iptables and git with apt-get when missing
-// on Debian.
-func ensureTools(ctx context.Context, out io.Writer) error {
-	need := map[string]string{"ip": "iproute2", "iptables": "iptables", "iptables-restore": "iptables", "git": "git"}
-	var pkgs []string
-	seen := map[string]bool{}
-	for _, tool := range []string{"ip", "iptables", "iptables-restore", "git"} {
-		if _, err := exec.LookPath(tool); err != nil && !seen[need[tool]] {
-			seen[need[tool]] = true
-			pkgs = append(pkgs, need[tool])
-		}
-	}
-	if len(pkgs) == 0 {
-		return nil
-	}
-	if _, err := os.Stat("/etc/debian_version"); err != nil {
-		return fmt.Errorf("missing system packages %v: install them (not Debian, so the demo does not)", pkgs)
-	}
-	fmt.Fprintf(out, "installing %v with apt-get\n", pkgs)
-	for _, args := range [][]string{{"update", "-qq"}, append([]string{"install", "-y", "-qq"}, pkgs...)} {
-		cmd := exec.CommandContext(ctx, "apt-get", args...)
-		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
-		cmd.Stdout, cmd.Stderr = out, out
-		if err := cmd.Run(); err != nil {
-			return fmt.Errorf("apt-get %s: %w", strings.Join(args, " "), err)
-		}
-	}
-	return nil
-}
-
-// weirBinary returns $WEIR_BIN, else bin/weir (make demo builds it first),
-// building it when missing.
-func weirBinary(ctx context.Context) (string, error) {
-	if p := os.Getenv("WEIR_BIN"); p != "" {
-		return p, nil
-	}
-	bin, err := filepath.Abs("bin/weir")
-	if err != nil {
-		return "", err
-	}
-	if _, err := os.Stat(bin); err == nil {
-		return bin, nil
-	}
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/weir")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("building weir (run the demo from the repository root, or make build): %w: %s", err, b)
-	}
-	return bin, nil
 }

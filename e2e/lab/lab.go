@@ -1,5 +1,5 @@
 // Package lab builds a throw-away network of Linux network namespaces for weir's
-// end-to-end tests and its demo: a switch namespace holding a bridge, host
+// end-to-end tests, the bench and the demo: a switch namespace holding a bridge, host
 // namespaces on that bridge (198.18.0.i/24), guest namespaces behind every host
 // (198.19.i.(j+1)/32, default route via their host), and a Git server namespace
 // (198.18.0.250) running the real `git daemon`.
@@ -9,6 +9,11 @@
 // 198.20.0.0/24 are routed nowhere: a host answers a packet to a frontend that
 // weir did not rewrite with ICMP unreachable, so a missing rule shows up as a
 // failed connection at once instead of a leak or a timeout.
+//
+// It is how those three create namespaces and run in them (on
+// internal/testsupport's AddNetns and NetnsCommand, and netfilter.InNetns
+// for a socket), start weir agents and read their status (Weir), and wait
+// (testsupport.Eventually).
 package lab
 
 import (
@@ -19,14 +24,13 @@ import (
 	"log/slog"
 	"math/big"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 )
 
-// Address plan of every lab (DESIGN.md "Test network convention").
+// Address plan of every lab (docs/test-network.md).
 const (
 	// GitAddr is the Git server's address on the bridge.
 	GitAddr = "198.18.0.250"
@@ -120,37 +124,17 @@ func New(ctx context.Context, opts Options) (*Lab, error) {
 	if len(opts.Prefix) > 7 {
 		return nil, fmt.Errorf("lab prefix %q: longer than 7 characters", opts.Prefix)
 	}
-	if opts.Hosts < 1 || opts.Hosts > MaxHosts {
-		return nil, fmt.Errorf("lab hosts %d: want 1…%d", opts.Hosts, MaxHosts)
-	}
-	guests := opts.Guests
-	if guests == nil {
-		guests = make([]int, opts.Hosts)
-		for i := range guests {
-			guests[i] = opts.GuestsPerHost
-		}
-	}
-	if len(guests) != opts.Hosts {
-		return nil, fmt.Errorf("lab guests %v: want one count per host (%d)", guests, opts.Hosts)
-	}
-	for i, n := range guests {
-		if n < 0 || n > MaxGuests {
-			return nil, fmt.Errorf("lab guests on host %d = %d: want 0…%d", i+1, n, MaxGuests)
-		}
+	guests, err := opts.guestCounts()
+	if err != nil {
+		return nil, err
 	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	dir := opts.Dir
-	if dir == "" {
-		d, err := os.MkdirTemp("", "weir-lab-"+opts.Prefix+"-")
-		if err != nil {
-			return nil, fmt.Errorf("creating lab dir: %w", err)
-		}
-		dir = d
-	} else if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("creating lab dir %s: %w", dir, err)
+	dir, err := labDir(opts.Dir, opts.Prefix)
+	if err != nil {
+		return nil, err
 	}
 	markerDir := opts.MarkerDir
 	if markerDir == "" {
@@ -176,124 +160,47 @@ func New(ctx context.Context, opts Options) (*Lab, error) {
 	return l, nil
 }
 
+// guestCounts returns the number of guests of every host, checked against
+// the limits of the address plan.
+func (o Options) guestCounts() ([]int, error) {
+	if o.Hosts < 1 || o.Hosts > MaxHosts {
+		return nil, fmt.Errorf("lab hosts %d: want 1…%d", o.Hosts, MaxHosts)
+	}
+	guests := o.Guests
+	if guests == nil {
+		guests = make([]int, o.Hosts)
+		for i := range guests {
+			guests[i] = o.GuestsPerHost
+		}
+	}
+	if len(guests) != o.Hosts {
+		return nil, fmt.Errorf("lab guests %v: want one count per host (%d)", guests, o.Hosts)
+	}
+	for i, n := range guests {
+		if n < 0 || n > MaxGuests {
+			return nil, fmt.Errorf("lab guests on host %d = %d: want 0…%d", i+1, n, MaxGuests)
+		}
+	}
+	return guests, nil
+}
+
+// labDir creates dir, or a new temp dir named after prefix when dir is empty.
+func labDir(dir, prefix string) (string, error) {
+	if dir == "" {
+		d, err := os.MkdirTemp("", "weir-lab-"+prefix+"-")
+		if err != nil {
+			return "", fmt.Errorf("creating lab dir: %w", err)
+		}
+		return d, nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("creating lab dir %s: %w", dir, err)
+	}
+	return dir, nil
+}
+
 // ErrNotRoot is returned by New when the process cannot create namespaces.
 var ErrNotRoot = errors.New("the lab needs root: it creates network namespaces, veth pairs and a bridge, and weir programs iptables in them")
-
-func (l *Lab) build(ctx context.Context, guests []int, withGit bool) error {
-	br := l.Prefix + "br"
-	if err := l.addNS(ctx, l.Switch); err != nil {
-		return err
-	}
-	if err := l.ip(ctx, l.Switch, "link", "add", br, "type", "bridge"); err != nil {
-		return err
-	}
-	if err := l.ip(ctx, l.Switch, "link", "set", br, "up"); err != nil {
-		return err
-	}
-	for i := 1; i <= len(guests); i++ {
-		h := &Host{Index: i, Name: "host-" + string(rune('a'+i-1)), NS: fmt.Sprintf("%sh%d", l.Prefix, i), Addr: fmt.Sprintf("198.18.0.%d", i)}
-		l.Hosts = append(l.Hosts, h)
-		if err := l.addNS(ctx, h.NS); err != nil {
-			return err
-		}
-		if err := l.sysctl(ctx, h.NS, "net.ipv4.ip_forward=1"); err != nil {
-			return err
-		}
-		if err := l.uplink(ctx, h.NS, fmt.Sprintf("h%d", i), h.Addr); err != nil {
-			return err
-		}
-		// A frontend that no rule rewrote must fail loudly, not leak or hang.
-		if err := l.ip(ctx, h.NS, "route", "add", "unreachable", FrontendNet); err != nil {
-			return err
-		}
-		for j := 1; j <= guests[i-1]; j++ {
-			g, err := l.addGuest(ctx, h, j)
-			if err != nil {
-				return err
-			}
-			h.Guests = append(h.Guests, g)
-		}
-	}
-	for _, h := range l.Hosts {
-		for _, o := range l.Hosts {
-			if o == h {
-				continue
-			}
-			if err := l.ip(ctx, h.NS, "route", "add", fmt.Sprintf("198.19.%d.0/24", o.Index), "via", o.Addr); err != nil {
-				return err
-			}
-		}
-	}
-	if withGit {
-		g, err := l.startGit(ctx)
-		if err != nil {
-			return err
-		}
-		l.Git = g
-	}
-	return nil
-}
-
-// uplink connects namespace ns to the bridge with address addr/24; tag
-// distinguishes the veth names.
-func (l *Lab) uplink(ctx context.Context, ns, tag, addr string) error {
-	sw, up := l.Prefix+tag+"s", l.Prefix+tag+"u"
-	if err := l.ip(ctx, l.Switch, "link", "add", sw, "type", "veth", "peer", "name", up, "netns", ns); err != nil {
-		return err
-	}
-	if err := l.ip(ctx, l.Switch, "link", "set", sw, "master", l.Prefix+"br", "up"); err != nil {
-		return err
-	}
-	if err := l.ip(ctx, ns, "addr", "add", addr+"/24", "dev", up); err != nil {
-		return err
-	}
-	return l.ip(ctx, ns, "link", "set", up, "up")
-}
-
-func (l *Lab) addGuest(ctx context.Context, h *Host, j int) (*Guest, error) {
-	g := &Guest{Host: h.Index, Index: j, NS: fmt.Sprintf("%sh%dg%d", l.Prefix, h.Index, j), Addr: fmt.Sprintf("198.19.%d.%d", h.Index, j+1)}
-	if err := l.addNS(ctx, g.NS); err != nil {
-		return nil, err
-	}
-	hv, gv := fmt.Sprintf("%sh%dg%d", l.Prefix, h.Index, j), fmt.Sprintf("%sg%de", l.Prefix, j)
-	steps := [][]string{
-		{h.NS, "link", "add", hv, "type", "veth", "peer", "name", gv, "netns", g.NS},
-		{h.NS, "link", "set", hv, "up"},
-		{h.NS, "route", "add", g.Addr + "/32", "dev", hv},
-		{g.NS, "addr", "add", g.Addr + "/32", "dev", gv},
-		{g.NS, "link", "set", gv, "up"},
-		// The host answers ARP for its own address on every interface, so it can
-		// be the gateway of a /32 guest without an address on the guest's link.
-		{g.NS, "route", "add", h.Addr, "dev", gv, "scope", "link"},
-		{g.NS, "route", "add", "default", "via", h.Addr, "dev", gv},
-	}
-	for _, s := range steps {
-		if err := l.ip(ctx, s[0], s[1:]...); err != nil {
-			return nil, err
-		}
-	}
-	return g, nil
-}
-
-// addNS creates a namespace with loopback up and reverse-path filtering off
-// (guests' replies come back over other interfaces than a strict check expects).
-func (l *Lab) addNS(ctx context.Context, ns string) error {
-	if err := run(ctx, "ip", "netns", "add", ns); err != nil {
-		return err
-	}
-	if err := l.ip(ctx, ns, "link", "set", "lo", "up"); err != nil {
-		return err
-	}
-	return l.sysctl(ctx, ns, "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0")
-}
-
-func (l *Lab) ip(ctx context.Context, ns string, args ...string) error {
-	return run(ctx, "ip", append([]string{"-n", ns}, args...)...)
-}
-
-func (l *Lab) sysctl(ctx context.Context, ns string, settings ...string) error {
-	return run(ctx, "ip", append([]string{"netns", "exec", ns, "sysctl", "-qw"}, settings...)...)
-}
 
 // Namespaces lists the lab's namespaces that currently exist.
 func (l *Lab) Namespaces() ([]string, error) {
@@ -308,11 +215,6 @@ func (l *Lab) Namespaces() ([]string, error) {
 		}
 	}
 	return mine, nil
-}
-
-// Exec runs a command inside namespace ns and returns its combined output.
-func (l *Lab) Exec(ctx context.Context, ns string, name string, args ...string) (string, error) {
-	return output(ctx, "ip", append([]string{"netns", "exec", ns, name}, args...)...)
 }
 
 // Guest returns guest j of host i (both 1-based); it panics when there is none,
@@ -354,17 +256,4 @@ func (l *Lab) RemoveDir() error {
 // LogPath is where the process called name writes its output.
 func (l *Lab) LogPath(name string) string {
 	return filepath.Join(l.Dir, "logs", name+".log")
-}
-
-func run(ctx context.Context, name string, args ...string) error {
-	_, err := output(ctx, name, args...)
-	return err
-}
-
-func output(ctx context.Context, name string, args ...string) (string, error) {
-	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
-	if err != nil {
-		return string(out), fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, strings.TrimSpace(string(out)))
-	}
-	return string(out), nil
 }

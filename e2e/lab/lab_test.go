@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"weir/internal/testsupport"
 )
 
 func TestMain(m *testing.M) {
@@ -86,7 +88,7 @@ func TestDialer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := Eventually(ctx, 20*time.Second, 20*time.Millisecond, func() error {
+	if err := testsupport.Eventually(ctx, 20*time.Second, 20*time.Millisecond, func() error {
 		if n := len(d.Result().Replies); n < 20 {
 			return fmt.Errorf("%d attempts so far", n)
 		}
@@ -188,7 +190,7 @@ func TestSweep(t *testing.T) {
 	t.Cleanup(func() { stale.Close() })
 	// A process left running in the stale lab, as after a kill -9 of its owner
 	// (started without the lab so that only Sweep can find it).
-	orphan := exec.Command("ip", "netns", "exec", stale.Hosts[0].NS, "sleep", "300")
+	orphan := testsupport.NetnsCommand(t.Context(), stale.Hosts[0].NS, "sleep", "300")
 	if err := orphan.Start(); err != nil {
 		t.Fatal(err)
 	}

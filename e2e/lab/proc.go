@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +11,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"weir/internal/testsupport"
 )
 
 // ErrNotRunning is returned when signalling a process that has exited.
@@ -38,18 +41,30 @@ type Proc struct {
 // kernel if this process dies (parent-death signal), so a killed test leaves
 // no processes behind.
 func (l *Lab) Start(name, ns string, args []string, env ...string) (*Proc, error) {
-	p := &Proc{Name: name, NS: ns, Args: args, Env: env, Log: l.LogPath(name), lab: l}
-	l.mu.Lock()
-	if l.closed {
-		l.mu.Unlock()
-		return nil, fmt.Errorf("starting %s: lab closed", name)
+	p := l.newProc(name, ns, args, env...)
+	if err := l.track(p); err != nil {
+		return nil, err
 	}
-	l.procs = append(l.procs, p)
-	l.mu.Unlock()
 	if err := p.start(nil); err != nil {
 		return nil, err
 	}
 	return p, nil
+}
+
+// newProc describes a process of the lab; it does not start it.
+func (l *Lab) newProc(name, ns string, args []string, env ...string) *Proc {
+	return &Proc{Name: name, NS: ns, Args: args, Env: env, Log: l.LogPath(name), lab: l}
+}
+
+// track adds p to the processes Close kills; it fails once the lab is closed.
+func (l *Lab) track(p *Proc) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return fmt.Errorf("starting %s: lab closed", p.Name)
+	}
+	l.procs = append(l.procs, p)
+	return nil
 }
 
 // start launches the process; when stdout is non-nil it receives the
@@ -68,7 +83,7 @@ func (p *Proc) start(stdout io.Writer) error {
 		return fmt.Errorf("opening log of %s: %w", p.Name, err)
 	}
 	fmt.Fprintf(f, "=== %s start in %s: %v\n", time.Now().Format(time.RFC3339Nano), p.NS, p.Args)
-	cmd := exec.Command("ip", append([]string{"netns", "exec", p.NS}, p.Args...)...)
+	cmd := testsupport.NetnsCommand(context.Background(), p.NS, p.Args...)
 	cmd.Env = append(os.Environ(), p.Env...)
 	cmd.Stdout = f
 	if stdout != nil {

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"weir/internal/testsupport"
 )
 
 // DefaultMarkerDir holds one marker per running lab, <prefix>.pid, naming the
@@ -113,7 +115,7 @@ func removeLab(prefix, markerDir string) error {
 		killNSProcs(ctx, ns)
 	}
 	for _, ns := range mine {
-		if err := run(ctx, "ip", "netns", "del", ns); err != nil {
+		if err := testsupport.DelNetns(ctx, ns); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -6,28 +6,29 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"weir/internal/testsupport"
 )
 
-// The helpers below run inside namespaces by re-executing the current binary
-// (a test binary or the demo) under `ip netns exec` with one of these
-// variables set; MaybeServe, called first thing from TestMain or main, turns
-// such a process into the helper. Re-executing keeps every socket in the
-// namespace it belongs to without switching threads' namespaces in-process.
+// The servers and clients below run inside guests by re-executing the
+// current binary (a test binary, the bench or the demo) under `ip netns
+// exec` with one of these variables set; MaybeServe, called first thing from
+// TestMain or main, turns such a process into the helper. A guest's traffic
+// thus comes from a process of its own, as it would on a real guest.
 const (
 	envServe     = "WEIR_LAB_SERVE"      // "tcp:8080,udp:8053": serve on these ports
 	envServeName = "WEIR_LAB_SERVE_NAME" // the name every reply carries
 	envDial      = "WEIR_LAB_DIAL"       // "network|addr|count|interval|timeout"
-	envHTTP      = "WEIR_LAB_HTTP"       // "METHOD URL"
 )
 
 // MaybeServe runs the helper named by the environment and exits; it returns at
@@ -38,8 +39,6 @@ func MaybeServe() {
 		exitWith(serve(os.Getenv(envServeName), os.Getenv(envServe), os.Stdout))
 	case os.Getenv(envDial) != "":
 		exitWith(dialMain(os.Getenv(envDial), os.Stdin, os.Stdout))
-	case os.Getenv(envHTTP) != "":
-		exitWith(httpMain(os.Getenv(envHTTP), os.Stdout))
 	}
 }
 
@@ -115,16 +114,10 @@ func (l *Lab) Serve(ctx context.Context, g *Guest, name string, ports ...string)
 	if err != nil {
 		return nil, fmt.Errorf("finding own executable: %w", err)
 	}
-	p := &Proc{Name: "serve-" + name, NS: g.NS, Args: []string{exe},
-		Env: []string{envServe + "=" + strings.Join(ports, ","), envServeName + "=" + name},
-		Log: l.LogPath("serve-" + name), lab: l}
-	l.mu.Lock()
-	if l.closed {
-		l.mu.Unlock()
-		return nil, errors.New("serving: lab closed")
+	p := l.newProc("serve-"+name, g.NS, []string{exe}, envServe+"="+strings.Join(ports, ","), envServeName+"="+name)
+	if err := l.track(p); err != nil {
+		return nil, err
 	}
-	l.procs = append(l.procs, p)
-	l.mu.Unlock()
 	pr, pw := io.Pipe()
 	if err := p.start(pw); err != nil {
 		return nil, err
@@ -180,13 +173,8 @@ func (r Result) Failures() int { return len(r.Errors) }
 // String summarises counts in name order, and the first error.
 func (r Result) String() string {
 	c := r.Counts()
-	names := make([]string, 0, len(c))
-	for n := range c {
-		names = append(names, n)
-	}
-	sort.Strings(names)
 	var b strings.Builder
-	for _, n := range names {
+	for _, n := range slices.Sorted(maps.Keys(c)) {
 		fmt.Fprintf(&b, "%s=%d ", n, c[n])
 	}
 	fmt.Fprintf(&b, "failed=%d", r.Failures())
@@ -278,7 +266,7 @@ func helperCmd(ctx context.Context, ns string, env ...string) (*exec.Cmd, error)
 	if err != nil {
 		return nil, fmt.Errorf("finding own executable: %w", err)
 	}
-	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", ns, exe)
+	cmd := testsupport.NetnsCommand(ctx, ns, exe)
 	cmd.Env = append(os.Environ(), env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	return cmd, nil
@@ -404,46 +392,4 @@ func (d *Dialer) Stop() (Result, error) {
 		err = fmt.Errorf("dialer: %w", err)
 	}
 	return d.Result(), err
-}
-
-// httpMain performs one request ("METHOD URL") and prints the status code and body.
-func httpMain(spec string, stdout io.Writer) error {
-	method, url, ok := strings.Cut(spec, " ")
-	if !ok {
-		return fmt.Errorf("http %q: want METHOD URL", spec)
-	}
-	req, err := http.NewRequest(method, url, nil)
-	if err != nil {
-		return err
-	}
-	c := &http.Client{Timeout: 10 * time.Second}
-	resp, err := c.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	fmt.Fprintln(stdout, resp.StatusCode)
-	_, err = io.Copy(stdout, resp.Body)
-	return err
-}
-
-// HTTP sends one request from inside namespace ns (e.g. to an agent's API on
-// the namespace's loopback) and returns the status code and body.
-func (l *Lab) HTTP(ctx context.Context, ns, method, url string) (int, string, error) {
-	cmd, err := helperCmd(ctx, ns, envHTTP+"="+method+" "+url)
-	if err != nil {
-		return 0, "", err
-	}
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return 0, "", fmt.Errorf("%s %s in %s: %w: %s", method, url, ns, err, strings.TrimSpace(stderr.String()))
-	}
-	code, body, _ := strings.Cut(string(out), "\n")
-	n, err := strconv.Atoi(code)
-	if err != nil {
-		return 0, "", fmt.Errorf("%s %s: bad status line %q", method, url, code)
-	}
-	return n, body, nil
 }

@@ -36,18 +36,25 @@ func Golden(t testing.TB, name string, got []byte) {
 	if bytes.Equal(got, want) {
 		return
 	}
-	gl, wl := strings.Split(string(got), "\n"), strings.Split(string(want), "\n")
-	for i := 0; i < len(gl) || i < len(wl); i++ {
-		var g, w string
-		if i < len(gl) {
-			g = gl[i]
+	if n, g, w := FirstDiff(strings.Split(string(got), "\n"), strings.Split(string(want), "\n")); n > 0 {
+		t.Errorf("%s differs from golden file at line %d (run with -update if the change is intended):\n got: %s\nwant: %s", name, n, g, w)
+	}
+}
+
+// FirstDiff returns the first line (1-based) at which got and want differ,
+// and the two lines there ("" past the end of either); 0 when they are equal.
+func FirstDiff(got, want []string) (line int, g, w string) {
+	for i := 0; i < len(got) || i < len(want); i++ {
+		g, w = "", ""
+		if i < len(got) {
+			g = got[i]
 		}
-		if i < len(wl) {
-			w = wl[i]
+		if i < len(want) {
+			w = want[i]
 		}
 		if g != w {
-			t.Errorf("%s differs from golden file at line %d (run with -update if the change is intended):\n got: %s\nwant: %s", name, i+1, g, w)
-			return
+			return i + 1, g, w
 		}
 	}
+	return 0, "", ""
 }

@@ -2,9 +2,13 @@ package testsupport
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -37,6 +41,32 @@ var netnsPrefix = fmt.Sprintf("wt%d-", os.Getpid())
 // netnsSeq numbers the namespaces of one test process.
 var netnsSeq atomic.Int64
 
+// sweepOnce runs sweepStaleNetns before the first namespace of a process.
+var sweepOnce sync.Once
+
+// staleNetns matches the names NewNetns gives, capturing the creator's pid.
+var staleNetns = regexp.MustCompile(`^wt([0-9]+)-[0-9]+$`)
+
+// sweepStaleNetns deletes the namespaces that test processes which no longer
+// exist left behind (kill -9, a test timeout): a name holds its creator's
+// pid, so a namespace whose pid is gone belongs to nobody. It is best effort:
+// a namespace it cannot delete is left for the next run.
+func sweepStaleNetns() {
+	entries, err := os.ReadDir("/run/netns")
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		m := staleNetns.FindStringSubmatch(e.Name())
+		if m == nil {
+			continue
+		}
+		if _, err := os.Stat("/proc/" + m[1]); errors.Is(err, fs.ErrNotExist) {
+			DelNetns(context.Background(), e.Name()) //nolint:errcheck // best effort, see above
+		}
+	}
+}
+
 // NewNetns creates a namespace for t and removes it when t ends. It skips t
 // when not root or when iproute2's ip is not installed.
 func NewNetns(t testing.TB) *Netns {
@@ -47,9 +77,10 @@ func NewNetns(t testing.TB) *Netns {
 	if _, err := exec.LookPath("ip"); err != nil {
 		t.Skip("needs iproute2's ip to create network namespaces")
 	}
+	sweepOnce.Do(sweepStaleNetns)
 	n := &Netns{Name: fmt.Sprintf("%s%d", netnsPrefix, netnsSeq.Add(1)), t: t}
-	if out, err := exec.Command("ip", "netns", "add", n.Name).CombinedOutput(); err != nil {
-		t.Fatalf("ip netns add %s: %v: %s", n.Name, err, out)
+	if err := AddNetns(context.Background(), n.Name); err != nil {
+		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		if err := n.Remove(); err != nil {
@@ -63,18 +94,14 @@ func NewNetns(t testing.TB) *Netns {
 // benchmark that creates one per operation. Later calls only return the
 // first one's error.
 func (n *Netns) Remove() error {
-	n.remove.Do(func() {
-		if out, err := exec.Command("ip", "netns", "del", n.Name).CombinedOutput(); err != nil {
-			n.err = fmt.Errorf("ip netns del %s: %w: %s", n.Name, err, out)
-		}
-	})
+	n.remove.Do(func() { n.err = DelNetns(context.Background(), n.Name) })
 	return n.err
 }
 
 // Command returns a command that runs args[0] with the other args inside the
 // namespace, through `ip netns exec`.
 func (n *Netns) Command(args ...string) *exec.Cmd {
-	return exec.Command("ip", append([]string{"netns", "exec", n.Name}, args...)...)
+	return NetnsCommand(context.Background(), n.Name, args...)
 }
 
 // Output runs args inside the namespace and returns its standard output;
@@ -125,4 +152,33 @@ func (n *Netns) output(stdin []byte, args []string) (string, error) {
 // behind that expect to be in the namespace.
 func (n *Netns) Do(fn func() error) error {
 	return netfilter.InNetns(n.Name, fn)
+}
+
+// AddNetns creates the named network namespace (ip netns add). Every
+// namespace of weir's tests, of the e2e lab, the bench and the demo is
+// created here and deleted by DelNetns; netfilter.InNetns is how a thread
+// enters one, NetnsCommand how a process runs in one.
+func AddNetns(ctx context.Context, name string) error {
+	return runIP(ctx, "netns", "add", name)
+}
+
+// DelNetns deletes the named network namespace (ip netns del). Processes
+// still running in it keep it alive, unnamed, until they exit.
+func DelNetns(ctx context.Context, name string) error {
+	return runIP(ctx, "netns", "del", name)
+}
+
+// runIP runs iproute2's ip with args; its error holds ip's output.
+func runIP(ctx context.Context, args ...string) error {
+	if out, err := exec.CommandContext(ctx, "ip", args...).CombinedOutput(); err != nil {
+		return fmt.Errorf("ip %s: %w: %s", strings.Join(args, " "), err, bytes.TrimSpace(out))
+	}
+	return nil
+}
+
+// NetnsCommand returns a command that runs args[0] with the other args
+// inside namespace ns, through `ip netns exec`, which execs the program in
+// place: the command's pid is the program's.
+func NetnsCommand(ctx context.Context, ns string, args ...string) *exec.Cmd {
+	return exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", ns}, args...)...)
 }

@@ -75,17 +75,8 @@ func TestRenderCanonicalOnKernel(t *testing.T) {
 				// lists of lines (rule order within a chain is kept by both).
 				slices.Sort(want)
 				slices.Sort(got)
-				for k := 0; k < len(want) || k < len(got); k++ {
-					var g, w string
-					if k < len(got) {
-						g = got[k]
-					}
-					if k < len(want) {
-						w = want[k]
-					}
-					if g != w {
-						t.Fatalf("table %s: iptables-save line differs:\n got: %s\nwant: %s", tb.Name, g, w)
-					}
+				if n, g, w := ts.FirstDiff(got, want); n > 0 {
+					t.Fatalf("table %s: iptables-save line differs:\n got: %s\nwant: %s", tb.Name, g, w)
 				}
 			}
 			// Replace with an empty host, so the next plan starts from the top chains only.

@@ -1,4 +1,4 @@
-package lab
+package testsupport
 
 import (
 	"context"
@@ -56,18 +56,14 @@ func TestConsistently(t *testing.T) {
 	}
 }
 
-func TestResultCounts(t *testing.T) {
-	var r Result
-	for _, line := range []string{"ok a", "ok b", "fail dial tcp: connection refused", "ok a"} {
-		r.add(line)
+func TestWaitForUntil(t *testing.T) {
+	n := 0
+	took := WaitFor(t, time.Second, time.Millisecond, "the third call", Until(func() bool { n++; return n == 3 }))
+	if n != 3 || took < 0 {
+		t.Errorf("WaitFor returned after %d calls (%v); want 3", n, took)
 	}
-	if got := r.Counts(); got["a"] != 2 || got["b"] != 1 || len(got) != 2 {
-		t.Errorf("Counts() = %v; want a=2 b=1", got)
+	if err := Until(func() bool { return false })(); !errors.Is(err, errNotYet) {
+		t.Errorf("Until(false)() = %v; want %v", err, errNotYet)
 	}
-	if got, want := r.String(), "a=2 b=1 failed=1 (first: dial tcp: connection refused)"; got != want {
-		t.Errorf("String() = %q; want %q", got, want)
-	}
-	if len(r.Replies) != 4 || r.Replies[2] != "" {
-		t.Errorf("Replies = %q; want 4 in order with \"\" for the failure", r.Replies)
-	}
+	HoldsFor(t, 20*time.Millisecond, time.Millisecond, "a true condition", Until(func() bool { return true }))
 }

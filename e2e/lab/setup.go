@@ -66,7 +66,19 @@ func (l *Lab) DumpLogs(logf func(format string, args ...any), n int) {
 	}
 }
 
-// MainSetup is for TestMain and main: it runs the re-exec helpers (MaybeServe),
+// Main is main for a program that builds labs (the bench, the demo): it
+// runs the re-exec helpers (MaybeServe), then run with a context that ends
+// on SIGINT or SIGTERM, so that run can tear its labs down, and exits with
+// the code run returns.
+func Main(run func(ctx context.Context) int) {
+	MaybeServe() // a re-executed helper never returns from here
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx)
+	stop()
+	os.Exit(code)
+}
+
+// MainSetup is for TestMain: it runs the re-exec helpers (MaybeServe),
 // sweeps labs of earlier killed runs, and on SIGINT/SIGTERM removes this
 // process's labs before exiting, since an interrupted test runs no Cleanup.
 func MainSetup() {

@@ -1,15 +1,17 @@
-package lab
+package testsupport
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"testing"
 	"time"
 )
 
 // Eventually calls cond every interval until it returns nil, ctx ends or
 // timeout passes; on failure the error wraps cond's last error, so a test
-// says what was still wrong, not just "timed out".
+// says what was still wrong, not just "timed out". It is the one
+// deadline-polling loop of weir's tests, the e2e lab, the bench and the demo.
 func Eventually(parent context.Context, timeout, interval time.Duration, cond func() error) error {
 	ctx, cancel := context.WithTimeout(parent, timeout)
 	defer cancel()
@@ -64,3 +66,37 @@ func Consistently(ctx context.Context, duration, interval time.Duration, cond fu
 		}
 	}
 }
+
+// WaitFor is Eventually for a test: it polls cond every interval and returns
+// how long it took to hold, or fails t with what and cond's last error when
+// timeout passes first. It does not stop at t's end, so cleanups may wait too.
+func WaitFor(t testing.TB, timeout, interval time.Duration, what string, cond func() error) time.Duration {
+	t.Helper()
+	start := time.Now()
+	if err := Eventually(context.Background(), timeout, interval, cond); err != nil {
+		t.Fatalf("waiting for %s: %v", what, err)
+	}
+	return time.Since(start)
+}
+
+// HoldsFor is Consistently for a test: it fails t with what and cond's error
+// as soon as cond fails within window.
+func HoldsFor(t testing.TB, window, interval time.Duration, what string, cond func() error) {
+	t.Helper()
+	if err := Consistently(context.Background(), window, interval, cond); err != nil {
+		t.Fatalf("%s stopped holding within %v: %v", what, window, err)
+	}
+}
+
+// Until turns a yes/no condition into one for WaitFor, HoldsFor and
+// Eventually.
+func Until(cond func() bool) func() error {
+	return func() error {
+		if cond() {
+			return nil
+		}
+		return errNotYet
+	}
+}
+
+var errNotYet = errors.New("condition not met")
