@@ -241,3 +241,19 @@ func TestStrangerNeverCounts(t *testing.T) {
 	default:
 	}
 }
+
+// TestStrangerDoesNotSettle: a node that knows its Hosts is not settled by
+// a stranger joining it, only by a host.
+func TestStrangerDoesNotSettle(t *testing.T) {
+	c := offline(t, "host-a", func(cfg *Config) { cfg.SettleTime = time.Hour })
+	c.SetExpected("rev1", threeHosts())
+	announce(c, "host-x", "198.18.0.4", nodeMeta{Incarnation: 1})
+	announce(c, "host-c", "198.18.0.9", nodeMeta{Incarnation: 2})
+	if c.Settled() {
+		t.Fatal("Settled() = true after only strangers joined")
+	}
+	announce(c, "host-b", "198.18.0.2", nodeMeta{Incarnation: 3})
+	if !c.Settled() {
+		t.Fatal("Settled() = false after host-b joined")
+	}
+}

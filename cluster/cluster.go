@@ -121,10 +121,6 @@ func New(cfg Config) (*Cluster, error) {
 		c.log.Warn("GOSSIP ENCRYPTION IS OFF: anyone who can reach the gossip port can read the cluster, join it and forge membership; give --gossip-key-file (see `weir keygen`)",
 			"node", cfg.Node)
 	}
-	c.settleAt = c.now()
-	if cfg.SettleTime > 0 {
-		c.settleAt = c.settleAt.Add(cfg.SettleTime)
-	}
 
 	ml, err := memberlist.Create(mc)
 	if err != nil {
@@ -169,6 +165,10 @@ func newCluster(cfg Config, lw *logWriter, retransmitMult int) *Cluster {
 		hintsCh:     make(chan string, 1),
 		update:      make(chan struct{}, 1),
 		done:        make(chan struct{}),
+	}
+	c.settleAt = c.now()
+	if cfg.SettleTime > 0 {
+		c.settleAt = c.settleAt.Add(cfg.SettleTime)
 	}
 	c.numNodes.Store(1)
 	c.meta, _ = encodeMeta(metaFromState(NodeState{}, cfg.Observer, c.incarnation)) // cannot fail: empty strings
@@ -231,10 +231,10 @@ func (c *Cluster) ownMessage(kind byte, seq uint64, payload string) message {
 }
 
 // Settled reports whether this node's member view can be trusted to say who
-// is alive: true once it has seen a peer that is not an observer, or once
-// SettleTime has passed since New without one (it is alone, or its seeds are
-// all down). Until then a caller must not treat unseen hosts as dead.
-// It never goes back to false.
+// is alive: true once it has seen a peer that is neither an observer nor a
+// stranger, or once SettleTime has passed since New without one (it is
+// alone, or its seeds are all down). Until then a caller must not treat
+// unseen hosts as dead. It never goes back to false.
 func (c *Cluster) Settled() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()

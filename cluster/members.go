@@ -125,16 +125,18 @@ func (c *Cluster) setMetaLocked(r *memberRec, meta []byte) {
 }
 
 // markAliveLocked records that member name is alive; the first peer that is
-// not an observer settles this node.
+// neither an observer nor a stranger settles this node: a stranger must not
+// make it treat the hosts it has not seen yet as dead.
 func (c *Cluster) markAliveLocked(name string, r *memberRec) {
 	observer := r.metaErr == nil && r.decoded.Observer
+	stranger := c.strangerLocked(name, r)
 	if r.state != StateAlive {
 		r.since = c.now()
 		r.origin.leave = 0
-		c.log.Info("member alive", "member", name, "addr", r.addr, "observer", observer, "stranger", c.strangerLocked(name, r))
+		c.log.Info("member alive", "member", name, "addr", r.addr, "observer", observer, "stranger", stranger)
 	}
 	r.state = StateAlive
-	if !observer && !c.settled {
+	if !observer && stranger == "" && !c.settled {
 		c.settled = true
 	}
 }
