@@ -36,7 +36,6 @@ type Cluster struct {
 	// incarnation is this run's random id, announced in the meta: receivers
 	// take this node's messages only with it (see acceptance.go).
 	incarnation uint64
-	hintBucket  tokenBucket   // only hintLoop touches it
 	keyMu       sync.Mutex    // serializes keyring changes and their persisting
 	keyWorkers  chan struct{} // bounds the key requests served at once
 
@@ -48,6 +47,8 @@ type Cluster struct {
 	ownHint     hintRec               // this node's newest hint
 	ownErrSeq   uint64                // counter of the message that sent local.Error
 	pendingHint string                // newest hint not yet delivered (rate limit)
+	hintBucket  tokenBucket           // rate limit of hint deliveries
+	unconfirmed map[string]time.Time  // delivered hints no host has applied yet
 	recent      map[string]time.Time  // revisions hinted or delivered, for dedupe
 	keyOps      map[uint64]*keyOpWait // key operations this node started, by id
 	seenKeyOps  []uint64              // ids of the last key requests served, to serve each once
@@ -157,6 +158,7 @@ func newCluster(cfg Config, lw *logWriter, retransmitMult int) *Cluster {
 		hintBucket:  newTokenBucket(cfg.HintBurst, cfg.HintInterval, cfg.Now()),
 		members:     map[string]*memberRec{},
 		recent:      map[string]time.Time{},
+		unconfirmed: map[string]time.Time{},
 		keyOps:      map[uint64]*keyOpWait{},
 		keyWorkers:  make(chan struct{}, keyWorkers),
 		raw:         make(chan struct{}, 1),
@@ -206,6 +208,7 @@ func (c *Cluster) SetLocal(s NodeState) error {
 		return ErrClosed
 	}
 	changed := !bytes.Equal(enc, c.meta)
+	c.confirmLocked(s.Revision)
 	if s.Error != c.local.Error {
 		c.ownErrSeq = c.nextSeqLocked()
 		c.queue.QueueBroadcast(newBroadcast(c.ownMessage(msgError, c.ownErrSeq, s.Error), nil))

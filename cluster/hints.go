@@ -31,8 +31,11 @@ func (c *Cluster) recentLocked(revision string) bool {
 // Hints delivers revisions hinted by other nodes (buffer 1, the latest wins).
 // A hint is only a reason to fetch: it never carries specs, and the caller
 // must apply only what it fetched and validated itself. Hints are coalesced
-// and rate-limited (HintBurst at once, then one per HintInterval), so a
-// flood of hints costs a handful of fetches.
+// and rate-limited: each delivery spends a token (HintBurst at once, then
+// one per HintInterval), and gets it back once a host that counts, this one
+// included, announces that revision as applied. Real pushes are so never
+// slowed, while a flood of hints for revisions nobody applies costs a
+// handful of fetches.
 func (c *Cluster) Hints() <-chan string { return c.hintsCh }
 
 // offerHintLocked passes a hinted revision on to the rate-limited delivery,
@@ -57,7 +60,7 @@ func (c *Cluster) hintLoop() {
 		case <-c.hintWake:
 		}
 		for {
-			wait := c.hintBucket.take(c.now())
+			wait := c.takeHintToken()
 			if wait == 0 {
 				break
 			}
@@ -68,6 +71,11 @@ func (c *Cluster) hintLoop() {
 		c.mu.Lock()
 		rev := c.pendingHint
 		c.pendingHint = ""
+		if rev != "" {
+			c.unconfirmed[rev] = c.now()
+		} else {
+			c.hintBucket.refund() // nothing to deliver after all
+		}
 		c.mu.Unlock()
 		if rev != "" {
 			offerLatest(c.hintsCh, rev)
@@ -75,11 +83,31 @@ func (c *Cluster) hintLoop() {
 	}
 }
 
-// pruneRecent forgets revisions hinted longer than HintTTL ago.
+// takeHintToken spends a token for a delivery and returns 0, or returns how
+// long until the next token.
+func (c *Cluster) takeHintToken() time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.hintBucket.take(c.now())
+}
+
+// confirmLocked gives back the token of a delivered hint for revision, now
+// that a host that counts announces it applied: the hint was true.
+func (c *Cluster) confirmLocked(revision string) {
+	if _, ok := c.unconfirmed[revision]; ok && revision != "" {
+		delete(c.unconfirmed, revision)
+		c.hintBucket.refund()
+	}
+}
+
+// pruneRecentLocked forgets revisions hinted, delivered or left
+// unconfirmed longer than HintTTL ago.
 func (c *Cluster) pruneRecentLocked(now time.Time) {
-	for rev, at := range c.recent {
-		if now.Sub(at) >= c.cfg.HintTTL {
-			delete(c.recent, rev)
+	for _, m := range []map[string]time.Time{c.recent, c.unconfirmed} {
+		for rev, at := range m {
+			if now.Sub(at) >= c.cfg.HintTTL {
+				delete(m, rev)
+			}
 		}
 	}
 }

@@ -107,6 +107,9 @@ func (c *Cluster) nodeEvent(n *memberlist.Node, state State) {
 	switch state {
 	case StateAlive:
 		c.markAliveLocked(n.Name, r)
+		if c.memberLocked(n.Name, r).Counts() {
+			c.confirmLocked(r.decoded.Revision)
+		}
 	case StateDead:
 		c.markGoneLocked(n.Name, r)
 	}

@@ -3,7 +3,8 @@ package cluster
 import "time"
 
 // tokenBucket allows burst events at once and then one per every: the
-// classic token bucket, on an injected clock so tests need not sleep.
+// classic token bucket, on an injected clock so tests need not sleep, with
+// refund for an event that turned out to be worth it.
 type tokenBucket struct {
 	burst  float64
 	every  time.Duration
@@ -28,3 +29,6 @@ func (b *tokenBucket) take(now time.Time) time.Duration {
 	}
 	return time.Duration((1 - b.tokens) * float64(b.every))
 }
+
+// refund gives a token back, up to the burst.
+func (b *tokenBucket) refund() { b.tokens = min(b.burst, b.tokens+1) }

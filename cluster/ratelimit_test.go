@@ -66,3 +66,26 @@ func TestHintFloodCostsAHandfulOfFetches(t *testing.T) {
 		t.Errorf("deliveries %v; want the newest, rev-200, last", got)
 	}
 }
+
+// TestConfirmedHintsAreNotLimited: a hint whose revision a host then
+// applies gives its token back, so a run of real pushes is never slowed,
+// even with a burst of one and an hour per token.
+func TestConfirmedHintsAreNotLimited(t *testing.T) {
+	cfg := testConfig("host-a")
+	cfg.HintBurst, cfg.HintInterval = 1, time.Hour
+	a := start(t, cfg)
+	announce(a, "host-b", "127.0.0.1", nodeMeta{Incarnation: 5})
+	for i := 1; i <= 5; i++ {
+		rev := fmt.Sprintf("rev-%d", i)
+		a.receive(message{Kind: msgHint, Origin: "host-b", Inc: 5, Seq: uint64(i), Payload: rev}.encode())
+		select {
+		case got := <-a.Hints():
+			if got != rev {
+				t.Fatalf("hint %d delivered %q; want %q", i, got, rev)
+			}
+		case <-time.After(2 * time.Second):
+			t.Fatalf("hint %d (%s) not delivered: the token of the confirmed hint before it was not given back", i, rev)
+		}
+		announce(a, "host-b", "127.0.0.1", nodeMeta{Incarnation: 5, Revision: rev}) // host-b applied it
+	}
+}
