@@ -192,47 +192,31 @@ func decodeMeta(b []byte) (nodeMeta, error) {
 	}
 	m.Observer = flags&flagObserver != 0
 	m.HasError = flags&flagError != 0
-	r := metaReader{b: b[2:]}
+	r := wireReader{b: b[2:]}
 	m.Incarnation = r.uint64()
-	m.Revision = r.str()
-	m.Digest = r.str()
-	m.Balancers = r.count()
-	m.Rules = r.count()
+	m.Revision = metaString(&r)
+	m.Digest = metaString(&r)
+	m.Balancers = metaCount(&r)
+	m.Rules = metaCount(&r)
 	if m.HasError {
-		m.ErrorCRC = r.uint32()
+		if crc := r.fixed(4); crc != nil {
+			m.ErrorCRC = binary.BigEndian.Uint32(crc)
+		}
 	}
-	if r.err == nil && len(r.b) != 0 {
-		r.err = fmt.Errorf("%d trailing bytes", len(r.b))
-	}
-	if r.err != nil {
-		return nodeMeta{}, fmt.Errorf("decoding node meta: %w", r.err)
+	if err := r.end(); err != nil {
+		return nodeMeta{}, fmt.Errorf("decoding node meta: %w", err)
 	}
 	return m, nil
 }
 
-// metaReader reads the meta fields in order and remembers the first error,
-// so decodeMeta can read every field and check once.
-type metaReader struct {
-	b   []byte
-	err error
-}
-
-var errShortMeta = errors.New("truncated")
-
-func (r *metaReader) str() string {
-	if r.err != nil || len(r.b) < 1 {
-		r.fail()
+// metaString reads a tagged meta string (raw, hex or "dir:"+hex) of at
+// most maxMetaString bytes once expanded.
+func metaString(r *wireReader) string {
+	tag := r.byte()
+	payload := r.bytes(maxMetaString)
+	if r.err != nil {
 		return ""
 	}
-	tag := r.b[0]
-	r.b = r.b[1:]
-	n, k := binary.Uvarint(r.b)
-	if k <= 0 || uint64(len(r.b)-k) < n {
-		r.fail()
-		return ""
-	}
-	payload := r.b[k : k+int(n)]
-	r.b = r.b[k+int(n):]
 	var s string
 	switch tag {
 	case strRaw:
@@ -242,56 +226,22 @@ func (r *metaReader) str() string {
 	case strDirHex:
 		s = "dir:" + toHex(payload)
 	default:
-		r.err = fmt.Errorf("unknown string tag %d", tag)
+		r.fail(fmt.Errorf("unknown string tag %d", tag))
 		return ""
 	}
 	if len(s) > maxMetaString {
-		r.err = fmt.Errorf("string of %d bytes (max %d)", len(s), maxMetaString)
+		r.fail(fmt.Errorf("string of %d bytes (max %d)", len(s), maxMetaString))
 		return ""
 	}
 	return s
 }
 
-// count reads a balancer or rule count: a uvarint that fits an int32.
-func (r *metaReader) count() int {
-	if r.err != nil {
-		return 0
-	}
-	v, k := binary.Uvarint(r.b)
-	if k <= 0 {
-		r.fail()
-		return 0
-	}
+// metaCount reads a balancer or rule count: a uvarint that fits an int32.
+func metaCount(r *wireReader) int {
+	v := r.uvarint()
 	if v > math.MaxInt32 {
-		r.err = fmt.Errorf("count %d out of range", v)
+		r.fail(fmt.Errorf("count %d out of range", v))
 		return 0
 	}
-	r.b = r.b[k:]
 	return int(v)
-}
-
-func (r *metaReader) uint64() uint64 {
-	if r.err != nil || len(r.b) < 8 {
-		r.fail()
-		return 0
-	}
-	v := binary.BigEndian.Uint64(r.b)
-	r.b = r.b[8:]
-	return v
-}
-
-func (r *metaReader) uint32() uint32 {
-	if r.err != nil || len(r.b) < 4 {
-		r.fail()
-		return 0
-	}
-	v := binary.BigEndian.Uint32(r.b)
-	r.b = r.b[4:]
-	return v
-}
-
-func (r *metaReader) fail() {
-	if r.err == nil {
-		r.err = errShortMeta
-	}
 }
