@@ -166,9 +166,12 @@ func (c *Cluster) startKeyOp() (uint64, []*memberlist.Node, *keyOpWait) {
 	id := newIncarnation()
 	var targets []*memberlist.Node
 	w := &keyOpWait{asked: map[string]bool{c.cfg.Node: true}, replies: map[string]keyReply{}, done: make(chan struct{})}
+	// memberlist calls the delegate, which takes c.mu, while it holds its
+	// node lock: ask it before taking c.mu, never while holding it.
+	nodes := c.ml.Members()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for _, n := range c.ml.Members() {
+	for _, n := range nodes {
 		if r, ok := c.members[n.Name]; ok && n.Name != c.cfg.Node && c.memberLocked(n.Name, r).Counts() {
 			targets = append(targets, n)
 			w.asked[n.Name] = true
