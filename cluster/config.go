@@ -27,7 +27,7 @@ const (
 	DefaultRejoinInterval = 10 * time.Second
 	DefaultHintTTL        = 2 * time.Minute
 	DefaultReapAfter      = 24 * time.Hour
-	DefaultUpdateTimeout  = 100 * time.Millisecond
+	DefaultReannounce     = time.Second
 	DefaultHintBurst      = 3
 	DefaultHintInterval   = 3 * time.Second
 	DefaultKeyOpTimeout   = 5 * time.Second
@@ -74,10 +74,11 @@ type Config struct {
 	HintBurst    int
 	HintInterval time.Duration
 	ReapAfter    time.Duration // how long dead and left members stay listed (default 24h)
-	// UpdateTimeout bounds how long a meta update waits to see its broadcast
-	// sent (default 100ms). The update is applied and queued either way; the
-	// wait only decides whether a debug line says "not yet confirmed".
-	UpdateTimeout time.Duration
+	// Reannounce is how long after the last change of its state the node
+	// announces it once more (default 1s; negative: never), so that a node
+	// that missed the first broadcast has it within about 1.5 s. Sooner, it
+	// would compete with the first broadcast's own retransmissions.
+	Reannounce time.Duration
 	// KeyringFile, when set, is where key operations (InstallKey, UseKey,
 	// RemoveKey, by this node or sent by another) persist this node's
 	// keyring, mode 0600, so a restart keeps the rotated keys.
@@ -119,7 +120,7 @@ func (cfg *Config) defaults() error {
 	def(&cfg.RejoinInterval, DefaultRejoinInterval)
 	def(&cfg.HintTTL, DefaultHintTTL)
 	def(&cfg.ReapAfter, DefaultReapAfter)
-	def(&cfg.UpdateTimeout, DefaultUpdateTimeout)
+	def(&cfg.Reannounce, DefaultReannounce)
 	def(&cfg.HintInterval, DefaultHintInterval)
 	def(&cfg.KeyOpTimeout, DefaultKeyOpTimeout)
 	if cfg.HintBurst <= 0 {

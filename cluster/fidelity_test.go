@@ -15,7 +15,6 @@ func lanCluster(t *testing.T, n int) []*Cluster {
 	cfgFor := func(i int, join ...string) Config {
 		cfg := testConfig(fmt.Sprintf("host-%02d", i), join...)
 		cfg.Profile, cfg.Tune = "lan", nil
-		cfg.UpdateTimeout = DefaultUpdateTimeout
 		return cfg
 	}
 	nodes := []*Cluster{start(t, cfgFor(0))}
@@ -102,4 +101,38 @@ func TestRapidChangesSeenEverywhere(t *testing.T) {
 	if len(slow) > 0 {
 		t.Errorf("%d of 12 rounds not seen everywhere within 2 s:\n%s", len(slow), strings.Join(slow, "\n"))
 	}
+}
+
+// TestReannounceRepairsAMissedErrorText makes host-b lose host-a's error
+// text once every gossip copy of it has been sent, as if all had missed
+// host-b, and requires it back with host-a's second announcement (here 3 s
+// after the change): long before the 30 s push/pull of the LAN profile.
+func TestReannounceRepairsAMissedErrorText(t *testing.T) {
+	lan := func(name string, join ...string) Config {
+		cfg := testConfig(name, join...)
+		cfg.Profile, cfg.Tune, cfg.Reannounce = "lan", nil, 3*time.Second
+		return cfg
+	}
+	a := start(t, lan("host-a"))
+	b := start(t, lan("host-b", a.LocalAddr()))
+	eventually(t, 10*time.Second, "pair formed", hostsAre(b, "host-a", "host-b"))
+	st := NodeState{Revision: "ab", Error: "specs/a.yaml:3: unknown field"}
+	changed := time.Now()
+	if err := a.SetLocal(st); err != nil {
+		t.Fatal(err)
+	}
+	seen := func() (bool, string) {
+		m := b.Members()[0]
+		return m.NodeState == st, m.Error
+	}
+	eventually(t, 2*time.Second, "host-b sees host-a's error", seen)
+	time.Sleep(time.Until(changed.Add(2 * time.Second))) // every retransmission is over
+	b.mu.Lock()
+	b.members["host-a"].origin.err = errRec{} // as if every copy had missed host-b
+	b.mu.Unlock()
+	if ok, _ := seen(); ok {
+		t.Fatal("host-b still has the text it was made to lose")
+	}
+	eventually(t, 2*time.Second, "host-b has host-a's error text again", seen)
+	t.Logf("repaired %v after the change", time.Since(changed).Round(time.Millisecond))
 }
