@@ -4,10 +4,12 @@
 // (in memory and on disk) when a newer one is rejected, announces its state over
 // gossip, and serves the HTTP API (/status, /healthz, /refresh, /metrics).
 //
-// One worker goroutine does all the work; every trigger (source change, gossip
+// One worker goroutine plans and applies; every trigger (source change, gossip
 // membership change, revision hint, resync tick, POST /refresh) only marks work
 // as pending, so bursts coalesce into one pass and passes are spaced by a
-// minimum interval.
+// minimum interval. Fetching runs beside it, one fetch at a time, and hands
+// its answer to the worker, so a source that hangs never delays a drift
+// repair or a membership change. Every fetch and every pass has a deadline.
 package agent
 
 import (
@@ -32,6 +34,15 @@ const (
 	DefaultMinInterval  = 200 * time.Millisecond
 	DefaultSettleCheck  = time.Second
 	DefaultLeaveTimeout = 5 * time.Second
+	// DefaultFetchTimeout bounds one fetch from the spec source: listing,
+	// downloading and reading a revision.
+	DefaultFetchTimeout = time.Minute
+	// DefaultPassTimeout bounds one reconcile pass: planning, applying and
+	// checking for drift. A pass usually takes milliseconds and iptables
+	// waits at most a few seconds for the xtables lock, but the first full
+	// apply of 10,000 balancers takes about 9 s on nft (BENCHMARKS.md): the
+	// bound leaves room for a loaded host.
+	DefaultPassTimeout = 2 * time.Minute
 )
 
 // Cluster is what the agent needs from the gossip cluster (weir/cluster's
@@ -112,9 +123,14 @@ type Config struct {
 	SettleCheck time.Duration
 	// LeaveTimeout bounds the graceful leave at shutdown.
 	LeaveTimeout time.Duration
-	// WebhookSecret, when set, is required on POST /refresh as a GitHub-style
-	// X-Hub-Signature-256 HMAC of the body or as a bearer token.
-	WebhookSecret []byte
+	// FetchTimeout bounds one fetch from the source (--fetch-timeout).
+	// Like PassTimeout it is enforced as a context deadline, which runs on
+	// the wall clock; Clock only judges overruns (Health).
+	FetchTimeout time.Duration
+	// PassTimeout bounds one reconcile pass.
+	PassTimeout time.Duration
+	// API limits the HTTP API; see APIConfig.
+	API APIConfig
 	// GossipEncrypted says whether gossip is encrypted; Status reports it.
 	GossipEncrypted bool
 	Logger          *slog.Logger
@@ -165,22 +181,30 @@ type Agent struct {
 	clock   Clock
 	metrics *metrics
 
-	refresh chan struct{} // fetch now: POST /refresh or the source changed
-	running atomic.Bool
+	refresh   chan struct{} // fetch now: POST /refresh or the source changed
+	fetchDone chan fetched  // the fetch worker's answers; one fetch runs at a time
+	running   atomic.Bool
 
 	// Everything below is written only by the worker; mu guards it for readers
 	// (HTTP handlers and the metrics collector).
 	mu         sync.Mutex
 	good       *revisionSpec // last good revision: the one applied or to re-plan
 	applied    appliedState
-	attempted  string // newest revision fetched (lastAttemptedRevision)
-	attemptErr error  // why attempted was rejected (validation or apply)
-	applyErr   error  // why re-planning the good revision failed to apply
-	fetchErr   error  // why the last fetch failed
-	lastHint   string // newest revision hinted by another node
+	attempted  string        // newest revision fetched (lastAttemptedRevision)
+	attemptErr error         // why attempted was rejected (validation or apply)
+	applyErr   error         // why re-planning the good revision failed to apply
+	fetchErr   error         // why the last fetch failed
+	passErr    error         // why the last pass did not finish in time
+	saveErr    error         // why the last good revision could not be saved
+	unsaved    *revisionSpec // a last good revision not saved yet
+	lastHint   string        // newest revision hinted by another node
 	announced  *cluster.NodeState
 	settled    bool
 	failures   int // consecutive passes that failed to fetch or apply
+
+	passStarted  time.Time // when the running pass started; zero between passes
+	lastPassEnd  time.Time // when the last pass ended (the loop's start before one)
+	fetchStarted time.Time // when the running fetch started; zero when none runs
 }
 
 // New returns an agent for cfg driving deps.
@@ -194,11 +218,12 @@ func New(cfg Config, deps Deps) (*Agent, error) {
 	deps.defaults()
 	cfg.defaults()
 	a := &Agent{
-		cfg:     cfg,
-		deps:    deps,
-		log:     cfg.Logger,
-		clock:   cfg.Clock,
-		refresh: make(chan struct{}, 1),
+		cfg:       cfg,
+		deps:      deps,
+		log:       cfg.Logger,
+		clock:     cfg.Clock,
+		refresh:   make(chan struct{}, 1),
+		fetchDone: make(chan fetched, 1),
 	}
 	a.metrics = newMetrics(a)
 	return a, nil
@@ -229,6 +254,13 @@ func (cfg *Config) defaults() {
 	if cfg.LeaveTimeout <= 0 {
 		cfg.LeaveTimeout = DefaultLeaveTimeout
 	}
+	if cfg.FetchTimeout <= 0 {
+		cfg.FetchTimeout = DefaultFetchTimeout
+	}
+	if cfg.PassTimeout <= 0 {
+		cfg.PassTimeout = DefaultPassTimeout
+	}
+	cfg.API = cfg.API.withDefaults()
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}

@@ -1,46 +1,100 @@
 package agent
 
 import (
-	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"net/netip"
-	"os"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// maxWebhookBody bounds a /refresh body; GitHub caps webhook payloads at 25 MB.
-const maxWebhookBody = 25 << 20
+// Defaults of APIConfig.
+const (
+	// DefaultMaxBody caps a request body. A push webhook's payload is a few
+	// KiB; GitHub sends at most 25 MB, but a refresh needs none of it beyond
+	// the signature, and a bigger cap only helps whoever floods the API.
+	DefaultMaxBody = 1 << 20
+	// DefaultReadTimeout drops a request that has not arrived whole (headers
+	// and body) within it.
+	DefaultReadTimeout = 30 * time.Second
+	// DefaultWriteTimeout bounds writing one answer.
+	DefaultWriteTimeout = 30 * time.Second
+	// DefaultIdleTimeout closes a keep-alive connection left idle.
+	DefaultIdleTimeout = 60 * time.Second
+	// DefaultMaxConcurrent bounds the requests served at once; further ones
+	// are answered 503 at once. A scraper, a CLI and a webhook need a few.
+	DefaultMaxConcurrent = 16
+	// maxHeaderBytes caps request headers (net/http's default is 1 MiB).
+	maxHeaderBytes = 64 << 10
+)
+
+// APIConfig protects the HTTP API (README.md, docs/api.md). Zero values take
+// the defaults above.
+type APIConfig struct {
+	// Token, when set, is required as "Authorization: Bearer TOKEN" on GET
+	// /status and /metrics (--api-token-file). /healthz stays open for
+	// probes; /refresh has its own secret.
+	Token []byte
+	// WebhookSecret, when set, is required on POST /refresh: a GitHub
+	// (X-Hub-Signature-256) or Gitea (X-Gitea-Signature) HMAC-SHA256 of the
+	// body, a GitLab X-Gitlab-Token, or "Authorization: Bearer SECRET".
+	WebhookSecret []byte
+	MaxBody       int64
+	ReadTimeout   time.Duration
+	WriteTimeout  time.Duration
+	IdleTimeout   time.Duration
+	MaxConcurrent int
+}
+
+func (c APIConfig) withDefaults() APIConfig {
+	if c.MaxBody <= 0 {
+		c.MaxBody = DefaultMaxBody
+	}
+	if c.ReadTimeout <= 0 {
+		c.ReadTimeout = DefaultReadTimeout
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = DefaultWriteTimeout
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = DefaultIdleTimeout
+	}
+	if c.MaxConcurrent <= 0 {
+		c.MaxConcurrent = DefaultMaxConcurrent
+	}
+	return c
+}
 
 // Handler returns the agent's HTTP API: GET /status, GET /healthz, POST
-// /refresh, GET /metrics, and GET /keys with POST /keys/{op} (keys.go).
+// /refresh, GET /metrics, and GET /keys with POST /keys/{op} (keys.go),
+// behind the concurrency limit and the body cap. Every check that can
+// refuse a request runs before its body is read.
 func (a *Agent) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /status", a.handleStatus)
+	mux.Handle("GET /status", a.requireToken(http.HandlerFunc(a.handleStatus)))
 	mux.HandleFunc("GET /healthz", a.handleHealthz)
 	mux.HandleFunc("POST /refresh", a.handleRefresh)
-	mux.HandleFunc("GET /keys", a.handleKeys)
-	mux.HandleFunc("POST /keys/{op}", a.handleKeyOp)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(a.metrics.registry, promhttp.HandlerOpts{Registry: a.metrics.registry}))
-	return mux
+	mux.Handle("GET /keys", a.requireToken(http.HandlerFunc(a.handleKeys)))
+	mux.Handle("POST /keys/{op}", a.requireToken(http.HandlerFunc(a.handleKeyOp)))
+	metrics := promhttp.HandlerFor(a.metrics.registry, promhttp.HandlerOpts{Registry: a.metrics.registry})
+	mux.Handle("GET /metrics", a.requireToken(metrics))
+	return a.limit(a.capBody(mux))
 }
 
 // Serve serves the API on ln until ctx ends, then shuts the server down.
 func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
+	c := a.cfg.API
 	srv := &http.Server{
 		Handler:           a.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: min(10*time.Second, c.ReadTimeout),
+		ReadTimeout:       c.ReadTimeout,
+		WriteTimeout:      c.WriteTimeout,
+		IdleTimeout:       c.IdleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
 	}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
@@ -52,14 +106,14 @@ func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
 	shutCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(shutCtx); err != nil {
-		return fmt.Errorf("shutting down the API: %w", err)
+		srv.Close()
 	}
 	<-done
 	return nil
 }
 
 // handleStatus writes Status: the cluster status about this agent's applied
-// revision, plus node, latest, settled and error.
+// revision, plus node, latest, settled, error and health.
 func (a *Agent) handleStatus(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	enc := json.NewEncoder(w)
@@ -67,90 +121,23 @@ func (a *Agent) handleStatus(w http.ResponseWriter, _ *http.Request) {
 	enc.Encode(a.Status())
 }
 
-func (a *Agent) handleHealthz(w http.ResponseWriter, _ *http.Request) {
-	if !a.Running() {
-		http.Error(w, "loop not running", http.StatusServiceUnavailable)
-		return
-	}
-	io.WriteString(w, "ok\n")
-}
-
-// handleRefresh queues a fetch. With a webhook secret it requires either a
-// GitHub-style X-Hub-Signature-256 (HMAC-SHA256 of the body) or
-// "Authorization: Bearer <secret>".
+// handleRefresh queues a fetch once the webhook secret, if any, is proven
+// (see webhookAuthorized).
 func (a *Agent) handleRefresh(w http.ResponseWriter, r *http.Request) {
-	if len(a.cfg.WebhookSecret) > 0 {
-		body, err := io.ReadAll(io.LimitReader(r.Body, maxWebhookBody+1))
+	if len(a.cfg.API.WebhookSecret) > 0 {
+		ok, err := webhookAuthorized(a.cfg.API.WebhookSecret, r)
 		if err != nil {
-			http.Error(w, "reading body: "+err.Error(), http.StatusBadRequest)
+			a.refuse(w, r, err)
 			return
 		}
-		if len(body) > maxWebhookBody {
-			http.Error(w, "body too large", http.StatusRequestEntityTooLarge)
-			return
-		}
-		if !authorized(a.cfg.WebhookSecret, r.Header, body) {
+		if !ok {
+			a.metrics.apiRefused.WithLabelValues("unauthorized").Inc()
 			a.log.Warn("refused unauthenticated /refresh", "remote", r.RemoteAddr)
-			http.Error(w, "missing or bad X-Hub-Signature-256 or bearer token", http.StatusUnauthorized)
+			http.Error(w, "missing or bad X-Hub-Signature-256, X-Gitea-Signature, X-Gitlab-Token or bearer token", http.StatusUnauthorized)
 			return
 		}
 	}
 	a.Refresh()
 	w.WriteHeader(http.StatusAccepted)
 	io.WriteString(w, "refresh queued\n")
-}
-
-// authorized checks a webhook request against secret in constant time.
-func authorized(secret []byte, h http.Header, body []byte) bool {
-	if sig, ok := strings.CutPrefix(h.Get("X-Hub-Signature-256"), "sha256="); ok {
-		got, err := hex.DecodeString(sig)
-		if err == nil {
-			mac := hmac.New(sha256.New, secret)
-			mac.Write(body)
-			if hmac.Equal(got, mac.Sum(nil)) {
-				return true
-			}
-		}
-	}
-	if tok, ok := strings.CutPrefix(h.Get("Authorization"), "Bearer "); ok {
-		return hmac.Equal([]byte(strings.TrimSpace(tok)), secret)
-	}
-	return false
-}
-
-// ErrInsecureAPI is returned by CheckAPIAddr for a non-loopback address
-// without a webhook secret.
-var ErrInsecureAPI = errors.New("an --api address that is not loopback requires --webhook-secret-file")
-
-// CheckAPIAddr validates an --api address: HOST:PORT, where a host other than
-// a loopback address (or "localhost") requires a webhook secret, because
-// /refresh would otherwise let anyone on the network make every agent fetch.
-func CheckAPIAddr(addr string, haveSecret bool) error {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return fmt.Errorf("parsing --api address %q: %w", addr, err)
-	}
-	if host == "localhost" {
-		return nil
-	}
-	if ip, err := netip.ParseAddr(host); err == nil && ip.IsLoopback() {
-		return nil
-	}
-	if !haveSecret {
-		return fmt.Errorf("--api %s: %w", addr, ErrInsecureAPI)
-	}
-	return nil
-}
-
-// ReadSecretFile reads a webhook secret, without surrounding white space.
-func ReadSecretFile(name string) ([]byte, error) {
-	b, err := os.ReadFile(name)
-	if err != nil {
-		return nil, fmt.Errorf("reading webhook secret: %w", err)
-	}
-	b = bytes.TrimSpace(b)
-	if len(b) == 0 {
-		return nil, fmt.Errorf("reading webhook secret %s: file is empty", name)
-	}
-	return b, nil
 }

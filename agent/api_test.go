@@ -154,7 +154,7 @@ func TestRefreshAuth(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := newHarness(t, Config{WebhookSecret: []byte(tt.secret)}, newFakeSource(specA), newFakeCluster(true), &fakeSyncer{})
+			h := newHarness(t, Config{API: APIConfig{WebhookSecret: []byte(tt.secret)}}, newFakeSource(specA), newFakeCluster(true), &fakeSyncer{})
 			srv := httptest.NewServer(h.a.Handler())
 			defer srv.Close()
 			req, _ := http.NewRequest(http.MethodPost, srv.URL+"/refresh", strings.NewReader(body))
@@ -195,26 +195,28 @@ func TestRefreshTriggersFetch(t *testing.T) {
 
 func TestCheckAPIAddr(t *testing.T) {
 	tests := []struct {
-		addr    string
-		secret  bool
-		wantErr error
+		addr          string
+		secret, token bool
+		wantErr       error
 	}{
-		{"127.0.0.1:7947", false, nil},
-		{"[::1]:7947", false, nil},
-		{"localhost:7947", false, nil},
-		{"127.0.0.2:7947", false, nil},
-		{"198.18.0.1:7947", false, ErrInsecureAPI},
-		{"198.18.0.1:7947", true, nil},
-		{":7947", false, ErrInsecureAPI},
-		{"0.0.0.0:7947", true, nil},
+		{"127.0.0.1:7947", false, false, nil},
+		{"[::1]:7947", false, false, nil},
+		{"localhost:7947", false, false, nil},
+		{"127.0.0.2:7947", false, false, nil},
+		{"198.18.0.1:7947", false, false, ErrInsecureAPI},
+		{"198.18.0.1:7947", true, false, ErrInsecureAPI},
+		{"198.18.0.1:7947", false, true, ErrInsecureAPI},
+		{"198.18.0.1:7947", true, true, nil},
+		{":7947", false, false, ErrInsecureAPI},
+		{"0.0.0.0:7947", true, true, nil},
 	}
 	for _, tt := range tests {
-		err := CheckAPIAddr(tt.addr, tt.secret)
+		err := CheckAPIAddr(tt.addr, tt.secret, tt.token)
 		if !errors.Is(err, tt.wantErr) {
-			t.Errorf("CheckAPIAddr(%q, %v) = %v; want %v", tt.addr, tt.secret, err, tt.wantErr)
+			t.Errorf("CheckAPIAddr(%q, %v, %v) = %v; want %v", tt.addr, tt.secret, tt.token, err, tt.wantErr)
 		}
 	}
-	if err := CheckAPIAddr("nonsense", true); err == nil {
+	if err := CheckAPIAddr("nonsense", true, true); err == nil {
 		t.Errorf("CheckAPIAddr(\"nonsense\") = nil; want an error")
 	}
 }
@@ -260,12 +262,12 @@ func TestReadSecretFile(t *testing.T) {
 		if err := os.WriteFile(p, []byte(tt.content), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		got, err := ReadSecretFile(p)
+		got, err := ReadSecretFile("webhook secret", p)
 		if (err != nil) != tt.wantErr || string(got) != tt.want {
 			t.Errorf("ReadSecretFile(%q) = %q, %v; want %q, error %v", tt.content, got, err, tt.want, tt.wantErr)
 		}
 	}
-	if _, err := ReadSecretFile(filepath.Join(dir, "missing")); err == nil {
+	if _, err := ReadSecretFile("webhook secret", filepath.Join(dir, "missing")); err == nil {
 		t.Errorf("ReadSecretFile(missing) = nil error")
 	}
 }
@@ -292,7 +294,7 @@ func TestStatusJSONShape(t *testing.T) {
 		t.Fatalf("GET /status: %v in %s", err, body)
 	}
 	got := slices.Sorted(maps.Keys(obj))
-	want := []string{"converged", "error", "gossipEncrypted", "latest", "members", "node", "reason", "revision", "settled"}
+	want := []string{"converged", "error", "gossipEncrypted", "healthReason", "healthy", "latest", "members", "node", "reason", "revision", "settled"}
 	if !slices.Equal(got, want) {
 		t.Errorf("GET /status fields = %v; want %v\n%s", got, want, body)
 	}

@@ -80,6 +80,11 @@ type fakeSource struct {
 	fetches int
 	changed func()
 	watchMu sync.Mutex
+	// hang, when set, makes Latest wait until it is closed, as a Git server
+	// stopped with SIGSTOP makes a read wait; with honorCtx the wait also
+	// ends with the context, as go-git's transports end it.
+	hang     chan struct{}
+	honorCtx bool
 }
 
 func newFakeSource(spec string) *fakeSource {
@@ -96,6 +101,21 @@ func (s *fakeSource) set(text string) {
 	s.err = nil
 }
 
+// hangs makes every later Latest wait until the returned function is
+// called; with honorCtx a wait also ends with its context.
+func (s *fakeSource) hangs(honorCtx bool) (release func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ch := make(chan struct{})
+	s.hang, s.honorCtx = ch, honorCtx
+	return sync.OnceFunc(func() {
+		s.mu.Lock()
+		s.hang = nil
+		s.mu.Unlock()
+		close(ch)
+	})
+}
+
 func (s *fakeSource) fail(err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -104,8 +124,22 @@ func (s *fakeSource) fail(err error) {
 
 func (s *fakeSource) Latest(ctx context.Context) (source.Snapshot, error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	hang, honorCtx := s.hang, s.honorCtx
 	s.fetches++
+	s.mu.Unlock()
+	if hang != nil {
+		done := ctx.Done()
+		if !honorCtx {
+			done = nil
+		}
+		select {
+		case <-hang:
+		case <-done:
+			return source.Snapshot{}, fmt.Errorf("reading from git server: %w", ctx.Err())
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.err != nil {
 		return source.Snapshot{}, s.err
 	}
@@ -235,9 +269,20 @@ type fakeSyncer struct {
 	failNext error
 	drifted  bool
 	checks   int
+	// stallNext makes the next Apply wait for its context to end, as an
+	// iptables-restore that waits for the xtables lock does.
+	stallNext bool
 }
 
 func (f *fakeSyncer) Apply(ctx context.Context, rs *render.Ruleset) error {
+	f.mu.Lock()
+	stall := f.stallNext
+	f.stallNext = false
+	f.mu.Unlock()
+	if stall {
+		<-ctx.Done()
+		return fmt.Errorf("iptables-restore: %w", ctx.Err())
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.applies++

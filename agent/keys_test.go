@@ -87,6 +87,22 @@ func TestKeysAPI(t *testing.T) {
 	}
 }
 
+func TestKeysAPINeedsTheToken(t *testing.T) {
+	keys := &fakeKeys{}
+	h := newHarnessDeps(t, Config{API: APIConfig{Token: []byte("s3cret")}}, Deps{Source: newFakeSource(specA), Load: fakeLoad, Cluster: newFakeCluster(true), Syncer: &fakeSyncer{}, Keys: keys})
+	srv := httptest.NewServer(h.a.Handler())
+	defer srv.Close()
+	if code, _ := send(t, srv, "POST", "/keys/install", `{"key":"a2V5"}`); code != http.StatusUnauthorized || len(keys.ops) != 0 {
+		t.Errorf("POST /keys/install without the token = %d, ops %v; want 401 and nothing done", code, keys.ops)
+	}
+	req, _ := http.NewRequest("GET", srv.URL+"/keys", nil)
+	req.Header.Set("Authorization", "Bearer s3cret")
+	resp, err := srv.Client().Do(req)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Errorf("GET /keys with the token = %v, %v; want 200", resp.Status, err)
+	}
+}
+
 func TestKeysAPIOnlyForLoopbackAndWhenManaged(t *testing.T) {
 	if code, _ := send(t, keysServer(t, nil), "GET", "/keys", ""); code != http.StatusNotImplemented {
 		t.Errorf("GET /keys without a key manager = %d; want 501", code)

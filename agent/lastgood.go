@@ -27,8 +27,32 @@ const (
 	specsDir       = "specs"
 )
 
-// saveLastGood persists the spec files of fsys as the last good revision rev.
-func saveLastGood(stateDir, rev string, fsys fs.FS) error {
+// saveLastGood persists the last good revision when it has not been saved
+// yet. A failure is reported in status and metrics and tried again by the
+// next pass, so a full disk that is freed heals without a new revision.
+func (a *Agent) saveLastGood() {
+	a.mu.Lock()
+	rs := a.unsaved
+	a.mu.Unlock()
+	if rs == nil {
+		return
+	}
+	err := writeLastGood(a.cfg.StateDir, rs.revision, rs.fsys)
+	if err != nil {
+		a.metrics.saveErrors.Inc()
+		a.log.Error("persisting the last good revision failed; retrying on the next pass", "revision", rs.revision, "err", err)
+		err = fmt.Errorf("saving the last good revision %s: %w", rs.revision, err)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.saveErr = err
+	if err == nil && a.unsaved == rs {
+		a.unsaved = nil
+	}
+}
+
+// writeLastGood persists the spec files of fsys as the last good revision rev.
+func writeLastGood(stateDir, rev string, fsys fs.FS) error {
 	if err := os.MkdirAll(stateDir, 0o700); err != nil {
 		return fmt.Errorf("creating state directory %s: %w", stateDir, err)
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 	"testing/fstest"
+	"time"
 )
 
 func TestLastGoodRoundTrip(t *testing.T) {
@@ -21,11 +22,11 @@ func TestLastGoodRoundTrip(t *testing.T) {
 		"README.md":        {Data: []byte("not a spec")},
 		".git/config.yaml": {Data: []byte("hidden")},
 	}
-	if err := saveLastGood(dir, "rev1", tree); err != nil {
+	if err := writeLastGood(dir, "rev1", tree); err != nil {
 		t.Fatalf("saveLastGood: %v", err)
 	}
 	second := fstest.MapFS{"hosts/b.yaml": {Data: []byte("kind: Host\nname: b\n")}}
-	if err := saveLastGood(dir, "rev2", second); err != nil {
+	if err := writeLastGood(dir, "rev2", second); err != nil {
 		t.Fatalf("saveLastGood: %v", err)
 	}
 	rev, fsys, err := loadLastGood(dir)
@@ -74,7 +75,7 @@ func TestLastGoodCopiesOnlySpecFiles(t *testing.T) {
 	must(os.Symlink("sub/h.yaml", filepath.Join(src, "link.yaml")))
 
 	state := t.TempDir()
-	must(saveLastGood(state, "dir:abc", os.DirFS(src)))
+	must(writeLastGood(state, "dir:abc", os.DirFS(src)))
 	_, fsys, err := loadLastGood(state)
 	must(err)
 	var got []string
@@ -88,5 +89,36 @@ func TestLastGoodCopiesOnlySpecFiles(t *testing.T) {
 	// Exactly what the loader reads: no hidden file, no other extension.
 	if want := "link.yaml=h sub/h.yaml=h"; strings.Join(got, " ") != want {
 		t.Errorf("persisted %v; want %s", got, want)
+	}
+}
+
+// TestLastGoodSaveFailureIsReportedAndRetried: a last good revision that
+// cannot be saved shows in status and metrics, does not fail the loop, and
+// is saved by a later pass once the state directory works again.
+func TestLastGoodSaveFailureIsReportedAndRetried(t *testing.T) {
+	dir := t.TempDir()
+	blocker := filepath.Join(dir, "blocker") // a file where a directory must go
+	if err := os.WriteFile(blocker, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	state := filepath.Join(blocker, "state")
+	h := newHarness(t, Config{StateDir: state, Resync: 30 * time.Second}, newFakeSource(specA), newFakeCluster(true, "h1", "h2", "h3"), &fakeSyncer{}).start()
+	h.waitRules("WEIR-fo", "orders-1", "orders-2")
+	waitFor(t, "the failed save reported", func() bool {
+		return strings.Contains(h.a.State().Error, "saving the last good revision "+revisionOf(specA))
+	})
+	if got := counterValue(t, h.a, "weir_last_good_save_errors_total"); got < 1 {
+		t.Errorf("weir_last_good_save_errors_total = %v; want at least 1", got)
+	}
+	if hl := h.a.Health(); !hl.OK {
+		t.Errorf("Health() = %+v; want OK: the rules are applied", hl)
+	}
+
+	if err := os.Remove(blocker); err != nil {
+		t.Fatal(err)
+	}
+	waitAdvancing(t, h.clk, time.Second, "the save retried", func() bool { return h.a.State().Error == "" })
+	if rev, _, err := loadLastGood(state); err != nil || rev != revisionOf(specA) {
+		t.Errorf("loadLastGood = %q, %v; want %q", rev, err, revisionOf(specA))
 	}
 }

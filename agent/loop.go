@@ -10,13 +10,13 @@ import (
 
 // pending is the work the next pass does.
 type pending struct {
-	fetch  bool // ask the source for its latest revision
-	replan bool // membership may have changed: recompute and apply if different
-	resync bool // check the live rules for drift
-	retry  bool // an earlier pass failed: fetch and apply again
+	result *fetched // a fetch's answer to act on
+	replan bool     // membership may have changed: recompute and apply if different
+	resync bool     // check the live rules for drift
+	retry  bool     // an earlier pass failed: re-apply what failed
 }
 
-func (p pending) any() bool { return p.fetch || p.replan || p.resync || p.retry }
+func (p pending) any() bool { return p.result != nil || p.replan || p.resync || p.retry }
 
 // schedule is the loop's bookkeeping: the work pending, when the last pass
 // ran and when each timer is due (a zero retryAt: no retry scheduled).
@@ -24,6 +24,19 @@ type schedule struct {
 	pending
 	lastPass, retryAt      time.Time
 	nextResync, nextSettle time.Time
+	fetches                fetchState
+}
+
+// fetchState is the loop's view of the fetch worker: at most one fetch runs
+// at a time, beside the loop, so that a source that hangs never delays a
+// drift repair or a membership change.
+type fetchState struct {
+	want      bool      // a fetch was asked for and has not started yet
+	inFlight  bool      // a fetch runs now
+	started   time.Time // when the running (or last) fetch started
+	overdue   bool      // the running fetch passed its deadline without an answer
+	answered  bool      // some fetch has answered since Run started
+	lastStart time.Time // fetches are spaced by MinInterval, as passes are
 }
 
 // triggers are the cluster's channels that wake the loop; one that closes is
@@ -53,19 +66,23 @@ func (a *Agent) Run(ctx context.Context) error {
 	return a.loop(ctx)
 }
 
-// loop is Run's worker: one pass whenever work is pending and MinInterval has
-// passed since the last, otherwise a wait for a trigger or a timer.
+// loop is Run's worker: it starts a fetch whenever one is wanted and none
+// runs, does one pass whenever work is pending and MinInterval has passed
+// since the last, and otherwise waits for a trigger, a fetch's answer or a
+// timer.
 func (a *Agent) loop(ctx context.Context) error {
 	t := triggers{changes: a.deps.Cluster.Changes(), hints: a.deps.Cluster.Hints()}
 	now := a.clock.Now()
+	a.markLoopStart(now)
 	s := schedule{
-		pending:    pending{fetch: true},
+		fetches:    fetchState{want: true},
 		nextResync: now.Add(a.cfg.Resync),
 		nextSettle: now, // check at once
 	}
 	for {
 		now = a.clock.Now()
 		a.fireTimers(&s, now)
+		a.startFetch(ctx, &s, now)
 		if s.any() && (s.lastPass.IsZero() || now.Sub(s.lastPass) >= a.cfg.MinInterval) {
 			a.runPass(ctx, &s)
 			if ctx.Err() != nil {
@@ -79,16 +96,24 @@ func (a *Agent) loop(ctx context.Context) error {
 	}
 }
 
-// fireTimers marks the work whose timer is due at now, and checks whether
-// the cluster has settled.
+// fireTimers marks the work whose timer is due at now, notes a fetch that
+// overran its deadline, and checks whether the cluster has settled.
 func (a *Agent) fireTimers(s *schedule, now time.Time) {
 	if !now.Before(s.nextResync) {
 		s.resync = true
 		s.nextResync = now.Add(a.cfg.Resync)
+		a.retryFailedApply(s)
 	}
 	if !s.retryAt.IsZero() && !now.Before(s.retryAt) {
 		s.retry = true
+		s.fetches.want = true
 		s.retryAt = time.Time{}
+		a.retryFailedApply(s)
+	}
+	if f := &s.fetches; f.inFlight && !f.overdue && !now.Before(f.started.Add(a.cfg.FetchTimeout)) {
+		f.overdue = true
+		s.replan = true // a restored last good revision no longer waits for it
+		a.fetchOverdue()
 	}
 	if !a.isSettled() && !now.Before(s.nextSettle) {
 		if a.deps.Cluster.Settled() {
@@ -101,10 +126,29 @@ func (a *Agent) fireTimers(s *schedule, now time.Time) {
 	}
 }
 
-// runPass does the pending work and schedules a retry with backoff when the
-// pass failed.
+// retryFailedApply makes the next fetch hand over again a revision that
+// failed to apply (not to validate), as Flux retries a failed
+// reconciliation.
+func (a *Agent) retryFailedApply(s *schedule) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if errors.Is(a.attemptErr, errApply) {
+		a.attempted = ""
+		s.fetches.want = true
+	}
+}
+
+// runPass does the pending work under the pass deadline and schedules a
+// retry with backoff when the pass failed.
 func (a *Agent) runPass(ctx context.Context, s *schedule) {
-	if a.pass(ctx, s.pending) {
+	hold := !s.fetches.answered && !s.fetches.overdue
+	if hold && s.result == nil && a.State().Revision == "" {
+		// Before the first fetch answers there is nothing to plan: a pass
+		// now would only delay the one that applies its answer.
+		s.pending = pending{}
+		return
+	}
+	if a.pass(ctx, s.pending, hold) {
 		s.retryAt = a.clock.Now().Add(a.retryBackoff())
 	} else {
 		s.retryAt = time.Time{}
@@ -113,21 +157,23 @@ func (a *Agent) runPass(ctx context.Context, s *schedule) {
 	s.lastPass = a.clock.Now()
 }
 
-// wait blocks until a trigger arrives or the next timer is due, and marks the
-// work a trigger asks for. It reports false when ctx ends.
+// wait blocks until a trigger arrives, a fetch answers or the next timer is
+// due, and marks the work it asks for. It reports false when ctx ends.
 func (a *Agent) wait(ctx context.Context, s *schedule, t *triggers, now time.Time) bool {
 	select {
 	case <-ctx.Done():
 		return false
 	case <-a.refresh:
-		s.fetch = true
+		s.fetches.want = true
+	case f := <-a.fetchDone:
+		a.fetchAnswered(s, f)
 	case rev, ok := <-t.hints:
 		if !ok {
 			t.hints = nil
 			return true
 		}
 		if a.noteHint(rev) {
-			s.fetch = true
+			s.fetches.want = true
 		}
 	case _, ok := <-t.changes:
 		if !ok {
@@ -141,19 +187,27 @@ func (a *Agent) wait(ctx context.Context, s *schedule, t *triggers, now time.Tim
 }
 
 // deadline is when the loop must wake without a trigger: the next resync,
-// retry or settle check, or the end of MinInterval when work is pending.
+// retry or settle check, the deadline of the running fetch, or the end of
+// MinInterval when work (a pass or a fetch) is pending.
 func (a *Agent) deadline(s *schedule) time.Time {
 	deadline := s.nextResync
-	if !s.retryAt.IsZero() && s.retryAt.Before(deadline) {
-		deadline = s.retryAt
+	earlier := func(t time.Time) {
+		if !t.IsZero() && t.Before(deadline) {
+			deadline = t
+		}
 	}
-	if !a.isSettled() && s.nextSettle.Before(deadline) {
-		deadline = s.nextSettle
+	earlier(s.retryAt)
+	if !a.isSettled() {
+		earlier(s.nextSettle)
+	}
+	if f := s.fetches; f.inFlight && !f.overdue {
+		earlier(f.started.Add(a.cfg.FetchTimeout))
 	}
 	if s.any() {
-		if due := s.lastPass.Add(a.cfg.MinInterval); due.Before(deadline) {
-			deadline = due
-		}
+		earlier(s.lastPass.Add(a.cfg.MinInterval))
+	}
+	if f := s.fetches; f.want && !f.inFlight {
+		earlier(f.lastStart.Add(a.cfg.MinInterval))
 	}
 	return deadline
 }

@@ -22,6 +22,10 @@ type metrics struct {
 	driftRepairs prometheus.Counter
 	applyErrors  prometheus.Counter
 	lastApply    prometheus.Gauge
+	passOverruns prometheus.Counter
+	saveErrors   prometheus.Counter
+	apiRefused   *prometheus.CounterVec
+	apiInFlight  prometheus.Gauge
 }
 
 func newMetrics(a *Agent) *metrics {
@@ -44,9 +48,26 @@ func newMetrics(a *Agent) *metrics {
 		driftRepairs: counter("weir_drift_repairs_total", "Resyncs that found the live rules drifted and repaired them."),
 		applyErrors:  counter("weir_apply_errors_total", "Failed applies and drift checks."),
 		lastApply:    gauge("weir_last_apply_timestamp_seconds", "Unix time of the last successful apply."),
+		passOverruns: counter("weir_reconcile_deadline_exceeded_total", "Reconcile passes that overran their deadline."),
+		saveErrors:   counter("weir_last_good_save_errors_total", "Failed saves of the last good revision to the state directory; each is retried on the next pass."),
+		apiRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "weir_api_requests_refused_total",
+			Help: "API requests refused before they were served, by reason (unauthorized, too_large, busy).",
+		}, []string{"reason"}),
+		apiInFlight: gauge("weir_api_requests_in_flight", "API requests being served now (at most the concurrency limit)."),
 	}
+	healthy := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "weir_healthy",
+		Help: "1 when GET /healthz answers 200, 0 when it answers 503.",
+	}, func() float64 {
+		if a.Health().OK {
+			return 1
+		}
+		return 0
+	})
 	m.registry.MustRegister(m.duration, m.revision, m.rules, m.balancers, m.fetchErrors,
-		m.specErrors, m.driftRepairs, m.applyErrors, m.lastApply,
+		m.specErrors, m.driftRepairs, m.applyErrors, m.lastApply, m.passOverruns, m.saveErrors,
+		m.apiRefused, m.apiInFlight, healthy,
 		&membersCollector{cl: a.deps.Cluster},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),

@@ -12,40 +12,39 @@ import (
 	"weir/spec"
 )
 
-// pass does one round of pending work and reports whether it failed to fetch
-// or to apply, so that the loop schedules a retry with backoff.
-func (a *Agent) pass(ctx context.Context, p pending) (failed bool) {
+// pass does one round of pending work under the pass deadline and reports
+// whether it failed to fetch or to apply, so that the loop schedules a retry
+// with backoff. With hold, a restored last good revision that nothing has
+// applied yet waits for the first fetch's answer (see restore).
+func (a *Agent) pass(parent context.Context, p pending, hold bool) (failed bool) {
 	start := a.clock.Now()
-	defer func() { a.metrics.duration.Observe(a.clock.Now().Sub(start).Seconds()) }()
-
-	if p.retry || p.resync {
-		p.fetch = p.fetch || p.retry
-		a.mu.Lock()
-		if errors.Is(a.attemptErr, errApply) {
-			// A revision that failed to apply (not to validate) is tried again,
-			// as Flux retries a failed reconciliation.
-			a.attempted = ""
-			p.fetch = true
-		}
-		a.mu.Unlock()
-	}
+	a.passBegins(start)
+	ctx, cancel := context.WithTimeout(parent, a.cfg.PassTimeout)
+	defer cancel()
 
 	var cand *revisionSpec
 	fetchFailed := false
-	if p.fetch {
-		cand, fetchFailed = a.fetch(ctx)
+	if p.result != nil {
+		cand, fetchFailed = a.takeFetch(ctx, p.result)
 	}
-	if ctx.Err() != nil {
+	if parent.Err() != nil {
+		a.passEnds(start, nil)
 		return false
 	}
-	a.apply(ctx, cand, p.resync, false)
+	a.apply(ctx, cand, p.resync, false, hold)
+	a.saveLastGood()
+	var overran error
+	if ctx.Err() != nil && parent.Err() == nil {
+		overran = fmt.Errorf("the reconcile pass overran its %s deadline", a.cfg.PassTimeout)
+	}
+	a.passEnds(start, overran)
 	a.announce()
 
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	// Judged on the state, not on this pass alone: a pass that only re-planned
 	// must not cancel the retry of an earlier failed fetch.
-	failed = fetchFailed || a.fetchErr != nil || errors.Is(a.attemptErr, errApply) || a.applyErr != nil
+	failed = fetchFailed || a.failingLocked() != nil
 	if failed {
 		a.failures++
 	} else {
@@ -57,59 +56,12 @@ func (a *Agent) pass(ctx context.Context, p pending) (failed bool) {
 // errApply marks attempt errors that came from applying, not validating.
 var errApply = errors.New("apply failed")
 
-// fetch asks the source for its latest revision and validates it when it is
-// new. It returns the validated candidate, or nil when there is nothing new
-// to apply. A rejected revision becomes the attempted one at once; a valid
-// one when apply has tried it, so that readers never see a new attempted
-// revision with the previous one's outcome.
-func (a *Agent) fetch(ctx context.Context) (cand *revisionSpec, failed bool) {
-	snap, err := a.deps.Source.Latest(ctx)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, false
-		}
-		a.metrics.fetchErrors.Inc()
-		a.mu.Lock()
-		a.fetchErr = fmt.Errorf("fetching specs: %w", err)
-		a.mu.Unlock()
-		a.log.Error("fetching specs failed; keeping the applied revision", "err", err)
-		return nil, true
-	}
-	a.mu.Lock()
-	a.fetchErr = nil
-	known := snap.Revision == a.attempted
-	goodRev := ""
-	if a.good != nil {
-		goodRev = a.good.revision
-	}
-	hinted := snap.Revision == a.lastHint
-	a.mu.Unlock()
-	if known {
-		return nil, false
-	}
-	if snap.Revision != goodRev && !hinted {
-		// New to this agent and nobody told us: tell the others, so one fetch
-		// anywhere makes every agent fetch at once.
-		a.deps.Cluster.Hint(snap.Revision)
-	}
-	s, err := a.deps.Load(snap.FS)
-	if err != nil {
-		a.metrics.specErrors.Inc()
-		a.mu.Lock()
-		a.attempted, a.attemptErr = snap.Revision, fmt.Errorf("rejected revision %s: %w", snap.Revision, err)
-		a.mu.Unlock()
-		a.log.Error("rejected revision; keeping the last good one", "revision", snap.Revision, "last_good", goodRev, "err", err)
-		return nil, false
-	}
-	a.log.Info("fetched revision", "revision", snap.Revision, "hosts", len(s.Hosts), "balancers", len(s.Balancers))
-	return &revisionSpec{revision: snap.Revision, spec: s, fsys: snap.FS}, false
-}
-
 // apply plans and applies cand (a newly validated revision) or, without one,
 // re-plans the last good revision for the current membership. With resync it
 // also checks the live rules for drift. Unless force is set, a re-plan that
-// gives the plan already applied changes nothing.
-func (a *Agent) apply(ctx context.Context, cand *revisionSpec, resync, force bool) {
+// gives the plan already applied changes nothing. With hold, a last good
+// revision that was restored but never applied is left alone.
+func (a *Agent) apply(ctx context.Context, cand *revisionSpec, resync, force, hold bool) {
 	a.mu.Lock()
 	good, applied, applyErr := a.good, a.applied, a.applyErr
 	a.mu.Unlock()
@@ -118,8 +70,10 @@ func (a *Agent) apply(ctx context.Context, cand *revisionSpec, resync, force boo
 	if target == nil {
 		target = good
 	}
-	if target == nil {
-		// Nothing valid yet: adopt whatever is in the kernel and wait.
+	if target == nil || (cand == nil && hold && applied.revision == "") {
+		// Nothing valid yet, or only a restored revision while the source
+		// may still answer with a newer one: adopt whatever is in the kernel
+		// and wait.
 		return
 	}
 	a.expect(target)
@@ -152,7 +106,7 @@ func (a *Agent) applyFailed(ctx context.Context, cand, good, target *revisionSpe
 		if good != nil {
 			// The owned chains of one table may have changed before another
 			// failed; put the last good revision back.
-			a.apply(ctx, nil, false, true)
+			a.apply(ctx, nil, false, true, false)
 		}
 		return
 	}
@@ -177,9 +131,9 @@ func (a *Agent) recordApplied(cand, good, target *revisionSpec, alive []string, 
 	a.log.Info("applied rules", "revision", target.revision, "digest", d.Digest, "alive", alive, "balancers", d.Balancers, "rules", d.Rules)
 
 	if cand != nil && (good == nil || good.revision != cand.revision) && a.cfg.StateDir != "" {
-		if err := saveLastGood(a.cfg.StateDir, cand.revision, cand.fsys); err != nil {
-			a.log.Error("persisting the last good revision failed", "revision", cand.revision, "err", err)
-		}
+		a.mu.Lock()
+		a.unsaved = cand
+		a.mu.Unlock()
 	}
 }
 
@@ -242,9 +196,10 @@ func (a *Agent) announce() {
 }
 
 // errorTextLocked is the node's current error: a rejected or unappliable
-// revision, a failing re-plan, and a failing fetch, one per line.
+// revision, a failing re-plan, a failing fetch, an overrun pass and a failed
+// save of the last good revision, one per line.
 func (a *Agent) errorTextLocked() string {
-	err := errors.Join(a.attemptErr, a.applyErr, a.fetchErr)
+	err := errors.Join(a.attemptErr, a.applyErr, a.fetchErr, a.passErr, a.saveErr)
 	if err == nil {
 		return ""
 	}
@@ -252,8 +207,8 @@ func (a *Agent) errorTextLocked() string {
 }
 
 // restore loads the persisted last good revision as the one to fall back on,
-// without applying it: the first pass applies it only if the source fails or
-// offers nothing valid.
+// without applying it: a pass applies it only once the first fetch failed,
+// offered nothing valid or overran its deadline.
 func (a *Agent) restore() {
 	if a.cfg.StateDir == "" {
 		return

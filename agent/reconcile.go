@@ -24,7 +24,7 @@ type reconcilePlanner struct {
 
 // Plan implements Planner.
 func (rp *reconcilePlanner) Plan(s *spec.Spec, alive []string, node string) Desired {
-	p := plan.Assign(s, alive)
+	p := plan.Assign(s, alive, nil)
 	digest := p.Digest()
 	rp.mu.Lock()
 	if rp.renderer == nil || rp.node != node {

@@ -49,18 +49,25 @@ type Status struct {
 	// present, even when no revision has been fetched yet.
 	Latest  string `json:"latest"`
 	Settled bool   `json:"settled"` // the member view can be trusted (cluster.Cluster.Settled)
-	Error   string `json:"error"`   // the agent's current error; empty when healthy
+	Error   string `json:"error"`   // the agent's current errors, one per line; empty when none
+	// Healthy is what GET /healthz says (200: true, 503: false), and
+	// HealthReason why it says 503; empty when healthy.
+	Healthy      bool   `json:"healthy"`
+	HealthReason string `json:"healthReason"`
 }
 
 // Status returns what GET /status serves.
 func (a *Agent) Status() Status {
 	st := a.State()
+	h := a.Health()
 	s := Status{
-		Status:  a.deps.Status(st.Revision, a.deps.Cluster.Members()),
-		Node:    st.Node,
-		Latest:  st.Latest,
-		Settled: st.Settled,
-		Error:   st.Error,
+		Status:       a.deps.Status(st.Revision, a.deps.Cluster.Members()),
+		Node:         st.Node,
+		Latest:       st.Latest,
+		Settled:      st.Settled,
+		Error:        st.Error,
+		Healthy:      h.OK,
+		HealthReason: h.Reason,
 	}
 	s.Status.Latest = st.Latest
 	s.Status.GossipEncrypted = a.cfg.GossipEncrypted

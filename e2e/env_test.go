@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"testing"
 	"time"
@@ -162,4 +163,21 @@ func (e *env) waitRules(h *lab.Host, table string, cond func([]string) error) ti
 		e.t.Fatalf("waiting for %s rules on %s: %v", table, h.Name, err)
 	}
 	return time.Since(start)
+}
+
+// killOrders2Host kills host-c's agent and waits until host-a sends nothing
+// more to orders-2 (198.19.3.2), its guest; it returns how long that took.
+func (e *env) killOrders2Host() time.Duration {
+	e.t.Helper()
+	if err := e.agent("host-c").Kill(); err != nil {
+		e.t.Fatal(err)
+	}
+	killed := time.Now()
+	e.waitRules(e.host("host-a"), "nat", func(got []string) error {
+		if containsAddr(got, "198.19.3.2") {
+			return fmt.Errorf("host-a still sends to orders-2")
+		}
+		return nil
+	})
+	return time.Since(killed)
 }

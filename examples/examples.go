@@ -4,7 +4,7 @@ package examples
 
 import "embed"
 
-// FS holds the example trees: basic/, weighted/ and multi/.
+// FS holds the example trees: basic/, weighted/, multi/ and health/.
 //
-//go:embed basic weighted multi
+//go:embed basic weighted multi health
 var FS embed.FS

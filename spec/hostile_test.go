@@ -317,3 +317,48 @@ func TestRuleSymlinkWithoutReadLinkFS(t *testing.T) {
 		t.Errorf("Load() errors = %q; want %q", got, want)
 	}
 }
+
+// openCounter is an fs.FS that counts the files opened for reading.
+type openCounter struct {
+	fs.FS
+	opened int
+}
+
+func (o *openCounter) Open(name string) (fs.File, error) {
+	f, err := o.FS.Open(name)
+	if err == nil {
+		if fi, serr := f.Stat(); serr == nil && !fi.IsDir() {
+			o.opened++
+		}
+	}
+	return f, err
+}
+
+func (o *openCounter) Stat(name string) (fs.FileInfo, error) { return fs.Stat(o.FS, name) }
+
+// TestRuleTreeSize: a tree whose spec files hold more than MaxTreeSize bytes
+// together is refused at the file that crosses the limit, before any file
+// is read; one just at the limit is read.
+func TestRuleTreeSize(t *testing.T) {
+	tree := func(n int) fstest.MapFS {
+		files := fstest.MapFS{}
+		data := bytes.Repeat([]byte("#"), MaxFileSize)
+		for i := range n {
+			files[fmt.Sprintf("f%02d.yaml", i)] = &fstest.MapFile{Data: data}
+		}
+		return files
+	}
+	over := &openCounter{FS: tree(MaxTreeSize/MaxFileSize + 1)}
+	_, err := Load(over)
+	want := fmt.Sprintf("f64.yaml:1: the spec tree's files hold over %d bytes (64 MiB) up to this one; refusing to load it", MaxTreeSize)
+	if err == nil || err.Error() != want {
+		t.Errorf("Load(65 files of 1 MiB) = %v; want %q", err, want)
+	}
+	if over.opened != 0 {
+		t.Errorf("Load opened %d files of a tree over the limit; want none", over.opened)
+	}
+	at := &openCounter{FS: tree(MaxTreeSize / MaxFileSize)}
+	if _, err := Load(at); err != nil || at.opened != MaxTreeSize/MaxFileSize {
+		t.Errorf("Load(64 files of 1 MiB of comments) = %v after opening %d files; want every file read and no error", err, at.opened)
+	}
+}

@@ -17,6 +17,10 @@ const (
 	// MaxFiles is the most files (of any name, outside hidden directories) a
 	// spec tree may hold; the walk stops at the first file beyond it.
 	MaxFiles = 10000
+	// MaxTreeSize is the most bytes all spec files of a tree may hold
+	// together. It is checked from the files' sizes before any is read. A
+	// tree of 10,000 balancers is about 3 MiB.
+	MaxTreeSize = 64 << 20
 )
 
 // LoadDir loads the spec tree rooted at the directory dir; see Load. A dir that
@@ -58,10 +62,12 @@ func load(fsys fs.FS, references bool) (*Spec, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, f := range files {
-		data, ok := l.read(f)
-		if ok {
-			l.parseFile(f.path, data)
+	readable := l.inspect(files)
+	if l.withinTreeSize(readable) {
+		for _, f := range readable {
+			if data, ok := l.readLimited(f.path, f.name); ok {
+				l.parseFile(f.path, data)
+			}
 		}
 	}
 	l.checkTree(references)
@@ -91,6 +97,8 @@ func (l *loader) errorf(file string, line int, format string, args ...any) {
 type specFile struct {
 	path    string
 	symlink bool
+	name    string // where path leads inside the tree (set by inspect)
+	size    int64  // the size Stat reported (set by inspect)
 }
 
 // walk lists the spec files in sorted path order. Sorting the full paths
@@ -136,29 +144,58 @@ func (l *loader) walk() ([]specFile, error) {
 	return files, nil
 }
 
-// read returns the contents of f, or records why it cannot be used.
-func (l *loader) read(f specFile) ([]byte, bool) {
-	name, ok := l.target(f)
+// inspect resolves and stats every file without opening any, records why a
+// file cannot be used, and returns the others with their sizes.
+func (l *loader) inspect(files []specFile) []specFile {
+	var ok []specFile
+	for _, f := range files {
+		if l.usable(&f) {
+			ok = append(ok, f)
+		}
+	}
+	return ok
+}
+
+// usable resolves f and checks what it leads to is a regular file within
+// MaxFileSize, setting f.name and f.size. A directory (through a symlink) is
+// skipped without an error.
+func (l *loader) usable(f *specFile) bool {
+	name, ok := l.target(*f)
 	if !ok {
-		return nil, false
+		return false
 	}
 	info, err := fs.Stat(l.fsys, name)
 	if err != nil {
 		l.errorf(f.path, 1, "cannot read: %s", ioText(err))
-		return nil, false
+		return false
 	}
 	switch {
 	case info.IsDir():
-		return nil, false // a symlink to a directory: not followed
+		return false // a symlink to a directory: not followed
 	case !info.Mode().IsRegular():
-		// Reading a FIFO or device could block or never end.
+		// Opening a FIFO or device could block, reading it never end: it is
+		// refused from its type alone.
 		l.errorf(f.path, 1, "not a regular file (%s)", info.Mode().Type())
-		return nil, false
+		return false
 	case info.Size() > MaxFileSize:
 		l.errorf(f.path, 1, "file is %d bytes, over the %d-byte (1 MiB) limit", info.Size(), MaxFileSize)
-		return nil, false
+		return false
 	}
-	return l.readLimited(f.path, name)
+	f.name, f.size = name, info.Size()
+	return true
+}
+
+// withinTreeSize reports whether files hold at most MaxTreeSize bytes
+// together, and records an error at the file that crosses it otherwise.
+func (l *loader) withinTreeSize(files []specFile) bool {
+	var total int64
+	for _, f := range files {
+		if total += f.size; total > MaxTreeSize {
+			l.errorf(f.path, 1, "the spec tree's files hold over %d bytes (64 MiB) up to this one; refusing to load it", MaxTreeSize)
+			return false
+		}
+	}
+	return true
 }
 
 // target returns the path inside the tree that f names: f itself, or where

@@ -610,13 +610,11 @@ spec: {source: api, target: api, frontend: {address: 198.20.0.10, port: 80}}
 
 func TestRuleWeights(t *testing.T) {
 	runRuleCases(t, []ruleCase{
-		{"not positive", map[string]string{"balancers.yaml": balancer("web-api", "198.20.0.10", "weights:", "  api-1: 0", "  api-2: -3")},
-			[]string{
-				`balancers.yaml:12: spec.weights.api-1: weight 0 must be a positive integer of at most 1000000`,
-				`balancers.yaml:13: spec.weights.api-2: weight -3 must be a positive integer of at most 1000000`,
-			}},
+		{"negative", map[string]string{"balancers.yaml": balancer("web-api", "198.20.0.10", "weights:", "  api-1: 0", "  api-2: -3")},
+			[]string{`balancers.yaml:13: spec.weights.api-2: weight -3 is out of range 0-1000000 (0 drains the target)`}},
 		{"too large", map[string]string{"balancers.yaml": balancer("web-api", "198.20.0.10", "weights: {api-1: 1000001}")},
-			[]string{`balancers.yaml:11: spec.weights.api-1: weight 1000001 must be a positive integer of at most 1000000`}},
+			[]string{`balancers.yaml:11: spec.weights.api-1: weight 1000001 is out of range 0-1000000 (0 drains the target)`}},
+		{"zero drains", map[string]string{"balancers.yaml": balancer("web-api", "198.20.0.10", "weights: {api-1: 0, api-2: 0}")}, nil},
 		{"not an integer", map[string]string{"balancers.yaml": balancer("web-api", "198.20.0.10", "weights: {api-1: 1.5}")},
 			[]string{`balancers.yaml:11: spec.weights.api-1: must be an integer, not number 1.5`}},
 		{"guest that is not a target", map[string]string{"balancers.yaml": balancer("web-api", "198.20.0.10", "weights:", "  api-2: 2", "  web-1: 3")},
@@ -631,8 +629,11 @@ func TestRuleWeights(t *testing.T) {
 
 func TestRuleRoundRobinWeights(t *testing.T) {
 	runRuleCases(t, []ruleCase{
-		{"weights with roundrobin", map[string]string{"balancers.yaml": balancer("web-api", "198.20.0.10", "strategy: roundrobin", "weights:", "  api-1: 1", "  api-2: 1")},
-			[]string{`balancers.yaml:12: spec.weights: weights are not allowed with strategy roundrobin, which gives every target an equal share`}},
+		{"weights with roundrobin", map[string]string{"balancers.yaml": balancer("web-api", "198.20.0.10", "strategy: roundrobin", "weights:", "  api-1: 1", "  api-2: 0")},
+			[]string{`balancers.yaml:13: spec.weights.api-1: weight 1 is not allowed with strategy roundrobin, which gives every target an equal share; only 0 (drain) is`}},
+		{"strategy after weights", map[string]string{"balancers.yaml": balancer("web-api", "198.20.0.10", "weights: {api-2: 3}", "strategy: roundrobin")},
+			[]string{`balancers.yaml:11: spec.weights.api-2: weight 3 is not allowed with strategy roundrobin, which gives every target an equal share; only 0 (drain) is`}},
+		{"drain with roundrobin", map[string]string{"balancers.yaml": balancer("web-api", "198.20.0.10", "strategy: roundrobin", "weights: {api-1: 0}")}, nil},
 		{"empty weights with roundrobin", map[string]string{"balancers.yaml": balancer("web-api", "198.20.0.10", "strategy: roundrobin", "weights: {}")}, nil},
 	})
 }

@@ -89,11 +89,16 @@ type Balancer struct {
 	Frontend   Frontend
 	TargetPort uint16         // defaulted to Frontend.Port
 	Strategy   Strategy       // defaulted to Random
-	Weights    map[string]int // by target guest name; nil when none is given
-	Pos        Pos            // where its name is written
+	Weights    map[string]int // by target guest name, 0 = drained; nil when none is given
+	// HealthCheck is how the agent on each target's host probes it; nil
+	// when the balancer has none, and then a target is healthy while its
+	// host is alive.
+	HealthCheck *HealthCheck
+	Pos         Pos // where its name is written
 }
 
-// Weight returns the weight of the target guest named guest (default 1).
+// Weight returns the weight of the target guest named guest (default 1); 0
+// means the target is drained: it gets no new connections.
 func (b *Balancer) Weight(guest string) int {
 	if w, ok := b.Weights[guest]; ok {
 		return w

@@ -178,6 +178,7 @@ func (d *docCtx) balancer(doc *balancerDoc) {
 	}
 	b.Strategy = d.strategy(s.Strategy)
 	b.Weights = d.weights(s.Weights, b.Strategy)
+	b.HealthCheck = d.healthCheck(s.HealthCheck, b.TargetPort)
 	d.l.balancers = append(d.l.balancers, b)
 }
 
@@ -216,12 +217,11 @@ func (d *docCtx) strategy(v string) Strategy {
 }
 
 // weights checks spec.weights, in guest name order; nil when none are given.
+// A weight of 0 drains its target. With strategy roundrobin, which gives
+// every target an equal share, 0 is the only weight allowed.
 func (d *docCtx) weights(ws map[string]int64, st Strategy) map[string]int {
 	if len(ws) == 0 || !d.present("spec.weights") {
 		return nil
-	}
-	if st == RoundRobin {
-		d.errorf("spec.weights", "spec.weights: weights are not allowed with strategy roundrobin, which gives every target an equal share")
 	}
 	out := map[string]int{}
 	for _, g := range slices.Sorted(maps.Keys(ws)) {
@@ -229,12 +229,14 @@ func (d *docCtx) weights(ws map[string]int64, st Strategy) map[string]int {
 		if d.bad[p] || d.label(p, "guest name", g) == "" {
 			continue
 		}
-		w := ws[g]
-		if w < 1 || w > MaxWeight {
-			d.errorf(p, "%s: weight %d must be a positive integer of at most %d", p, w, MaxWeight)
-			continue
+		switch w := ws[g]; {
+		case w < 0 || w > MaxWeight:
+			d.errorf(p, "%s: weight %d is out of range 0-%d (0 drains the target)", p, w, MaxWeight)
+		case st == RoundRobin && w != 0:
+			d.errorf(p, "%s: weight %d is not allowed with strategy roundrobin, which gives every target an equal share; only 0 (drain) is", p, w)
+		default:
+			out[g] = int(w)
 		}
-		out[g] = int(w)
 	}
 	return out
 }

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -151,13 +152,21 @@ func (d *Dir) visit(ctx context.Context, b *snapshotBuilder, p string, de fs.Dir
 		return err
 	}
 	rel = filepath.ToSlash(rel)
+	var err2 error
 	switch {
 	case de.Type()&fs.ModeSymlink != 0:
-		return addDirSymlink(b, p, rel)
+		err2 = addDirSymlink(b, p, rel)
 	case de.Type().IsRegular():
-		return addDirFile(b, p, rel)
+		err2 = addDirFile(b, p, rel)
+	default:
+		// A FIFO, socket or device is never opened: the snapshot keeps its
+		// type, and the loader refuses it as `weir validate` does.
+		b.addOther(rel, de.Type())
 	}
-	return nil
+	if err2 == nil && b.full() {
+		return fs.SkipAll
+	}
+	return err2
 }
 
 // addDirSymlink adds the symlink at p to b as rel.
@@ -170,14 +179,27 @@ func addDirSymlink(b *snapshotBuilder, p, rel string) error {
 	return nil
 }
 
-// addDirFile adds the file at p to b as rel.
+// addDirFile adds the regular file at p to b as rel. It is opened without
+// blocking and without following a link, and checked again once open, so a
+// FIFO swapped in after the directory was listed cannot hold the read.
 func addDirFile(b *snapshotBuilder, p, rel string) error {
-	f, err := os.Open(p)
+	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOFOLLOW, 0)
+	if errors.Is(err, syscall.ELOOP) {
+		return addDirSymlink(b, p, rel) // became a link since the listing
+	}
 	if err != nil {
 		return unlessGone(err)
 	}
 	defer f.Close()
-	return b.addFile(rel, f)
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if !fi.Mode().IsRegular() {
+		b.addOther(rel, fi.Mode().Type())
+		return nil
+	}
+	return b.addFile(rel, f, fi.Size())
 }
 
 // unlessGone drops the error of an entry removed since the walk listed it:
@@ -354,4 +376,6 @@ func (t osTree) Lstat(p string) (fs.FileInfo, error) { return os.Lstat(t.path(p)
 
 func (t osTree) ReadLink(p string) (string, error) { return os.Readlink(t.path(p)) }
 
-func (t osTree) open(p string) (io.ReadCloser, error) { return os.Open(t.path(p)) }
+func (t osTree) open(p string) (io.ReadCloser, error) {
+	return os.OpenFile(t.path(p), os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOFOLLOW, 0)
+}

@@ -23,6 +23,10 @@ import (
 const (
 	DefaultBranch = "main"
 	DefaultPoll   = 15 * time.Second
+	// DefaultTimeout bounds each listing and each download: a server that
+	// stops answering (SIGSTOP, a black-holed route) costs one timeout, not
+	// the agent's attention for good.
+	DefaultTimeout = time.Minute
 )
 
 // remoteName is the only remote of the clone.
@@ -31,6 +35,9 @@ const remoteName = "origin"
 // GitConfig configures a Git source.
 type GitConfig struct {
 	// URL of the repository: git://, file://, ssh:// (or scp-like user@host:path), http(s)://.
+	// A user name and password in an http(s) URL are taken out of it and
+	// sent as basic auth, so that the clone's .git/config, logs, errors and
+	// status only ever hold the URL without them.
 	URL string
 	// Branch to follow (default DefaultBranch).
 	Branch string
@@ -43,6 +50,8 @@ type GitConfig struct {
 	// Poll is how often Watch lists the remote branch (default DefaultPoll),
 	// each wait stretched by ±Jitter.
 	Poll time.Duration
+	// Timeout bounds each listing and each fetch (default DefaultTimeout).
+	Timeout time.Duration
 	// Backoff spaces retries while the server cannot be reached.
 	Backoff Backoff
 	// SSHKeyFile is a private key (PEM/OpenSSH, no passphrase) for ssh URLs;
@@ -88,6 +97,7 @@ type Git struct {
 	trackRef plumbing.ReferenceName // refs/remotes/origin/<branch> in the clone
 	keyRing  string                 // armored; "" when verification is off
 	name     string                 // the URL without credentials, for messages and logs
+	urlPass  string                 // a password that came in the URL, sent as basic auth
 	log      *slog.Logger
 
 	mu   sync.Mutex // serializes Latest: one fetch and checkout at a time
@@ -107,8 +117,12 @@ func NewGit(cfg GitConfig) (*Git, error) {
 	if cfg.URL == "" {
 		return nil, errors.New("git source: no repository URL")
 	}
-	name := redactURL(cfg.URL)
-	cfg, err := cfg.withDefaults(name)
+	cfg, urlPass, err := cfg.withoutCredentials()
+	if err != nil {
+		return nil, err
+	}
+	name := RedactURL(cfg.URL)
+	cfg, err = cfg.withDefaults(name)
 	if err != nil {
 		return nil, err
 	}
@@ -123,6 +137,7 @@ func NewGit(cfg GitConfig) (*Git, error) {
 		refName:  plumbing.NewBranchReferenceName(cfg.Branch),
 		trackRef: plumbing.NewRemoteReferenceName(remoteName, cfg.Branch),
 		name:     name,
+		urlPass:  urlPass,
 	}
 	g.log = cfg.Logger.With("repo", g.name, "branch", cfg.Branch)
 	if cfg.VerifyKeysFile != "" {
@@ -156,6 +171,9 @@ func (c GitConfig) withDefaults(name string) (GitConfig, error) {
 	if c.Poll <= 0 {
 		c.Poll = DefaultPoll
 	}
+	if c.Timeout <= 0 {
+		c.Timeout = DefaultTimeout
+	}
 	c.Backoff = c.Backoff.withDefaults(c.Poll)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -173,7 +191,7 @@ func (c GitConfig) withDefaults(name string) (GitConfig, error) {
 func (c GitConfig) endpoint(name string) (*transport.Endpoint, error) {
 	ep, err := transport.NewEndpoint(c.URL)
 	if err != nil {
-		return nil, fmt.Errorf("git source: parsing URL %q: %w", name, err)
+		return nil, fmt.Errorf("git source: parsing URL %q: %w", name, withoutURL(err))
 	}
 	if c.SSHKeyFile != "" && ep.Protocol != "ssh" {
 		return nil, fmt.Errorf("git source %s: an SSH key is given but the URL is not an ssh URL", name)
@@ -184,17 +202,67 @@ func (c GitConfig) endpoint(name string) (*transport.Endpoint, error) {
 	return ep, nil
 }
 
-// redactURL drops a password or token embedded in an http(s) URL, so it
-// never reaches an error message, a log line or /status.
-func redactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil || u.User == nil || u.Scheme == "" {
-		return raw
+// RedactURL hides a password or token embedded in a repository URL (also
+// an scp-like one), so it never reaches an error message, a log line or
+// /status. It is the one place weir prints a URL given by the user.
+func RedactURL(raw string) string {
+	if u, err := url.Parse(raw); err == nil && u.Scheme != "" && u.Opaque == "" {
+		if _, ok := u.User.Password(); ok {
+			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+		}
+		return u.String()
 	}
-	if _, ok := u.User.Password(); ok {
-		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	// Unparsable or scp-like (user@host:path): a ':' before the last '@'
+	// starts what could be a password.
+	if at := strings.LastIndex(raw, "@"); at > 0 {
+		if c := strings.Index(raw[:at], ":"); c >= 0 {
+			return raw[:c+1] + "xxxxx" + raw[at:]
+		}
 	}
-	return u.String()
+	return raw
+}
+
+// withoutCredentials takes a user name and password out of an http(s) URL:
+// the URL go-git sees, stores in the clone and puts in its errors has
+// none, and the password is returned to be sent as basic auth. A password
+// in any other URL, or one given twice, is refused.
+func (c GitConfig) withoutCredentials() (GitConfig, string, error) {
+	u, err := url.Parse(c.URL)
+	if err != nil && strings.Contains(c.URL, "://") {
+		return c, "", fmt.Errorf("git source: parsing URL %q: %w", RedactURL(c.URL), withoutURL(err))
+	}
+	if err != nil || u.Scheme == "" || u.User == nil {
+		return c, "", nil // scp-like, or nothing to take out
+	}
+	pass, hasPass := u.User.Password()
+	name := RedactURL(c.URL)
+	if u.Scheme != "http" && u.Scheme != "https" {
+		if hasPass {
+			return c, "", fmt.Errorf("git source %s: a password in a %s URL is not supported (use --ssh-key for ssh)", name, u.Scheme)
+		}
+		return c, "", nil
+	}
+	switch user := u.User.Username(); {
+	case hasPass && c.PasswordFile != "":
+		return c, "", fmt.Errorf("git source %s: a password both in the URL and in a password file", name)
+	case c.Username != "" && user != "" && user != c.Username:
+		return c, "", fmt.Errorf("git source %s: user %q in the URL but %q given as the user name", name, user, c.Username)
+	case c.Username == "":
+		c.Username = user
+	}
+	u.User = nil
+	c.URL = u.String()
+	return c, pass, nil
+}
+
+// withoutURL drops the URL a *url.Error quotes (with any password in it),
+// keeping its cause.
+func withoutURL(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
 }
 
 // cleanSpecPath normalizes a --path value to a slash-separated path relative

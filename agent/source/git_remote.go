@@ -36,6 +36,8 @@ func (g *Git) auth() (transport.AuthMethod, error) {
 			user = "git"
 		}
 		return &githttp.BasicAuth{Username: user, Password: strings.TrimRight(string(data), "\r\n")}, nil
+	case g.urlPass != "":
+		return &githttp.BasicAuth{Username: g.cfg.Username, Password: g.urlPass}, nil
 	case g.cfg.Username != "":
 		return &githttp.BasicAuth{Username: g.cfg.Username}, nil
 	}
@@ -69,9 +71,12 @@ func (g *Git) sshAuth() (transport.AuthMethod, error) {
 	return keys, nil
 }
 
-// list returns the hash the remote branch points to. It uses a detached
-// in-memory remote, so Watch can list while Latest holds the clone.
+// list returns the hash the remote branch points to, within Timeout. It
+// uses a detached in-memory remote, so Watch can list while Latest holds the
+// clone.
 func (g *Git) list(ctx context.Context) (plumbing.Hash, error) {
+	ctx, cancel := context.WithTimeout(ctx, g.cfg.Timeout)
+	defer cancel()
 	g.smu.Lock()
 	g.stats.Lists++
 	g.smu.Unlock()
@@ -96,7 +101,9 @@ func (g *Git) list(ctx context.Context) (plumbing.Hash, error) {
 func (g *Git) classify(op string, err error) error {
 	var netErr net.Error
 	switch {
-	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, context.DeadlineExceeded):
+		return &kindError{msg: fmt.Sprintf("git server %s: %s got no answer within %s", g.name, op, g.cfg.Timeout), kind: ErrUnreachable, cause: err}
+	case errors.Is(err, context.Canceled):
 		return fmt.Errorf("git source %s: %s: %w", g.name, op, err)
 	case errors.Is(err, transport.ErrEmptyRemoteRepository):
 		return &kindError{msg: fmt.Sprintf("branch %q not found on %s (the repository is empty)", g.cfg.Branch, g.name), kind: ErrBranchNotFound}
@@ -130,6 +137,11 @@ func (g *Git) open() (*git.Repository, error) {
 	if err := os.RemoveAll(g.repoDir); err != nil {
 		return nil, fmt.Errorf("git source %s: removing old clone: %w", g.name, err)
 	}
+	// The state directory is the agent's alone (see agent.PrepareStateDir);
+	// create it so before the clone lands in it.
+	if err := os.MkdirAll(g.cfg.StateDir, 0o700); err != nil {
+		return nil, fmt.Errorf("git source %s: creating state directory: %w", g.name, err)
+	}
 	// Init plus a remote, rather than PlainClone: the first fetch is then the
 	// same code as every later one, and a failed first clone leaves a valid
 	// empty repository instead of a half-written directory.
@@ -155,9 +167,12 @@ func (g *Git) refSpec() config.RefSpec {
 	return config.RefSpec(fmt.Sprintf("+%s:%s", g.refName, g.trackRef))
 }
 
-// fetch fetches the branch with depth 1 and returns the commit it now points
-// to (listed may already be stale when someone pushed in between).
+// fetch fetches the branch with depth 1, within Timeout, and returns the
+// commit it now points to (listed may already be stale when someone pushed
+// in between).
 func (g *Git) fetch(ctx context.Context, repo *git.Repository, listed plumbing.Hash) (plumbing.Hash, error) {
+	ctx, cancel := context.WithTimeout(ctx, g.cfg.Timeout)
+	defer cancel()
 	auth, err := g.auth()
 	if err != nil {
 		return plumbing.ZeroHash, err

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -517,10 +518,12 @@ func TestRedactURL(t *testing.T) {
 		{"git://127.0.0.1:9418/specs.git", "git://127.0.0.1:9418/specs.git"},
 		{"git@github.com:org/specs.git", "git@github.com:org/specs.git"},
 		{"file:///srv/specs.git", "file:///srv/specs.git"},
+		{"weir:tok3n@git.example:org/specs.git", "weir:xxxxx@git.example:org/specs.git"},
+		{"http://weir:tok3n@git.example:bad/specs.git", "http:xxxxx@git.example:bad/specs.git"},
 	}
 	for _, tt := range tests {
-		if got := redactURL(tt.in); got != tt.want {
-			t.Errorf("redactURL(%q) = %q; want %q", tt.in, got, tt.want)
+		if got := RedactURL(tt.in); got != tt.want {
+			t.Errorf("RedactURL(%q) = %q; want %q", tt.in, got, tt.want)
 		}
 	}
 	// And in a real error message.
@@ -528,8 +531,42 @@ func TestRedactURL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = latestErr(t, g, ErrUnreachable, "http://weir:xxxxx@127.0.0.1:1/specs.git unreachable")
+	err = latestErr(t, g, ErrUnreachable, "http://127.0.0.1:1/specs.git unreachable")
 	if strings.Contains(err.Error(), "tok3n") {
 		t.Fatalf("error %q leaks the token", err)
+	}
+}
+
+// TestGitStoppedServer: a server that accepts connections but never answers
+// (git daemon stopped with SIGSTOP) costs a listing its Timeout, in Latest
+// and in Watch, instead of hanging them; it answers again after SIGCONT.
+func TestGitStoppedServer(t *testing.T) {
+	f := newGitFixture(t)
+	h1 := f.work.commit("first", map[string]string{"specs/hosts.yaml": hostYAML})
+	f.work.push(false)
+	g := f.source(t, func(c *GitConfig) {
+		c.Timeout = 500 * time.Millisecond
+		c.Poll = 50 * time.Millisecond
+		c.Backoff = Backoff{Initial: 20 * time.Millisecond, Max: 100 * time.Millisecond}
+	})
+	latest(t, g)
+	c := watch(t, g)
+
+	f.daemon.signal(syscall.SIGSTOP)
+	defer f.daemon.signal(syscall.SIGCONT)
+	start := time.Now()
+	latestErr(t, g, ErrUnreachable, "got no answer within 500ms")
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("Latest against a stopped server took %v; want about its 500ms timeout", took)
+	}
+	// Latest reported it already; Watch goes on listing, each listing cut
+	// off by the timeout.
+	lists := g.Stats().Lists
+	waitFor(t, 5*time.Second, "Watch to keep listing", func() bool { return g.Stats().Lists >= lists+2 })
+
+	f.daemon.signal(syscall.SIGCONT)
+	waitFor(t, 10*time.Second, "Watch to report the server back", func() bool { return c.n() >= 1 })
+	if snap := latest(t, g); snap.Revision != h1 {
+		t.Fatalf("Latest() after SIGCONT = %s; want %s", snap.Revision, h1)
 	}
 }

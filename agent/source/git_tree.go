@@ -60,6 +60,9 @@ func snapshotTree(objects storer.EncodedObjectStorer, tree *object.Tree) (Snapsh
 		if err := addTreeEntry(b, objects, name, e); err != nil {
 			return Snapshot{}, fmt.Errorf("%s: %w", name, err)
 		}
+		if b.full() {
+			break
+		}
 	}
 	if err := b.addLinkTargets(gitTree{objects, tree}); err != nil {
 		return Snapshot{}, err
@@ -74,13 +77,16 @@ func addTreeEntry(b *snapshotBuilder, objects storer.EncodedObjectStorer, name s
 	if err != nil {
 		return err
 	}
+	if e.Mode != filemode.Symlink && b.pastTreeSize(blob.Size) {
+		return b.addFile(name, nil, blob.Size) // its size is enough to refuse the tree
+	}
 	r, err := blob.Reader()
 	if err != nil {
 		return err
 	}
 	defer r.Close()
 	if e.Mode != filemode.Symlink {
-		return b.addFile(name, r)
+		return b.addFile(name, r, blob.Size)
 	}
 	target, err := io.ReadAll(io.LimitReader(r, maxLinkTarget))
 	if err != nil {

@@ -224,6 +224,13 @@ func (d *gitDaemon) stop() {
 	})
 }
 
+// signal sends sig to the daemon and the children it forked.
+func (d *gitDaemon) signal(sig syscall.Signal) {
+	if d.cmd != nil {
+		_ = syscall.Kill(-d.cmd.Process.Pid, sig)
+	}
+}
+
 // url returns the git:// URL of the repository name under the base path.
 func (d *gitDaemon) url(name string) string {
 	return fmt.Sprintf("git://127.0.0.1:%d/%s", d.port, name)

@@ -30,6 +30,7 @@ const revisionMagic = "weir-dir-v1\n"
 const (
 	kindFile    = 'f'
 	kindSymlink = 'l'
+	kindOther   = 'o' // a FIFO, socket or device: its type only
 )
 
 // snapshotBuilder collects the spec files of one tree into a memFS and the
@@ -40,6 +41,7 @@ type snapshotBuilder struct {
 	nodes   map[string]*memNode // files and symlinks by path
 	entries []snapshotEntry
 	buf     []byte // copy buffer shared by all files of the tree
+	bytes   int64  // the sizes of the files added, together
 }
 
 // snapshotEntry is one file or symlink as it enters the revision hash.
@@ -54,9 +56,19 @@ func newSnapshotBuilder() *snapshotBuilder {
 	return &snapshotBuilder{nodes: map[string]*memNode{}, buf: make([]byte, 32<<10)}
 }
 
-// addFile stores the first MaxPassThrough bytes of r under the slash-separated
-// path name and hashes all of r.
-func (b *snapshotBuilder) addFile(name string, r io.Reader) error {
+// addFile stores the first MaxPassThrough bytes of r, a file of size bytes,
+// under the slash-separated path name and hashes all of r. Once the files
+// added hold more than spec.MaxTreeSize bytes together, a file is neither
+// read nor kept: its node and its revision entry carry only its size, which
+// is all the loader needs to refuse the tree before reading any of it.
+func (b *snapshotBuilder) addFile(name string, r io.Reader, size int64) error {
+	past := b.pastTreeSize(size)
+	b.bytes += size
+	if past {
+		b.nodes[name] = &memNode{name: path.Base(name), mode: 0o444, size: size}
+		b.entries = append(b.entries, snapshotEntry{path: name, kind: kindFile, size: uint64(size)})
+		return nil
+	}
 	h := sha256.New()
 	kept := &prefixWriter{max: MaxPassThrough}
 	// Hide any WriterTo/ReaderFrom so the shared buffer is used.
@@ -79,6 +91,24 @@ func (b *snapshotBuilder) addSymlink(name, target string) {
 	b.nodes[name] = &memNode{name: path.Base(name), mode: fs.ModeSymlink | 0o777, data: []byte(target)}
 	b.entries = append(b.entries, snapshotEntry{path: name, kind: kindSymlink, size: uint64(len(target)), digest: sum(h)})
 }
+
+// pastTreeSize reports whether a file of size bytes takes the files added
+// past spec.MaxTreeSize.
+func (b *snapshotBuilder) pastTreeSize(size int64) bool { return b.bytes+size > spec.MaxTreeSize }
+
+// addOther records at name a file that is neither regular nor a symlink (a
+// FIFO, a socket, a device) by its type alone, never opening it, so the
+// loader refuses it with its position as it refuses it on disk.
+func (b *snapshotBuilder) addOther(name string, typ fs.FileMode) {
+	h := sha256.New()
+	io.WriteString(h, typ.String())
+	b.nodes[name] = &memNode{name: path.Base(name), mode: typ.Type() | 0o444}
+	b.entries = append(b.entries, snapshotEntry{path: name, kind: kindOther, digest: sum(h)})
+}
+
+// full reports whether the snapshot holds more entries than a spec tree may
+// (spec.MaxFiles): the walk may stop, the loader refuses the tree anyway.
+func (b *snapshotBuilder) full() bool { return len(b.entries) > spec.MaxFiles }
 
 // linkTree is the tree a snapshot is taken from, as addLinkTargets needs it:
 // Lstat and ReadLink with the meaning fs.ReadLinkFS gives them, on
@@ -124,9 +154,14 @@ func (b *snapshotBuilder) addLinkTarget(t linkTree, name string) error {
 	if _, known := b.nodes[p]; known {
 		return nil
 	}
-	// Only a regular file is copied: a FIFO or device could block the read
-	// or never end it.
-	if fi, err := t.Lstat(p); err != nil || !fi.Mode().IsRegular() {
+	// Only a regular file is read: a FIFO or device could block the read or
+	// never end it, so it is recorded by its type for the loader to refuse.
+	fi, err := t.Lstat(p)
+	switch {
+	case err != nil || fi.IsDir():
+		return nil
+	case !fi.Mode().IsRegular():
+		b.addOther(p, fi.Mode().Type())
 		return nil
 	}
 	r, err := t.open(p)
@@ -134,7 +169,7 @@ func (b *snapshotBuilder) addLinkTarget(t linkTree, name string) error {
 		return fmt.Errorf("%s: %w", p, err)
 	}
 	defer r.Close()
-	if err := b.addFile(p, r); err != nil {
+	if err := b.addFile(p, r, fi.Size()); err != nil {
 		return fmt.Errorf("%s: %w", p, err)
 	}
 	return nil
@@ -180,10 +215,12 @@ func (b *snapshotBuilder) finish() (fs.FS, string) {
 //
 //	"weir-dir-v1\n"
 //	for each entry, sorted by path (byte-wise, slash-separated, relative to the root):
-//	    kind    1 byte: 'f' regular file, 'l' symbolic link
+//	    kind    1 byte: 'f' regular file, 'l' symbolic link, 'o' other (FIFO, socket, device)
 //	    path    the bytes of the path, then one 0x00 byte
-//	    length  8 bytes, big-endian: the content length (a link's target length)
-//	    digest  32 bytes: sha256 of the whole content (a link's target)
+//	    length  8 bytes, big-endian: the content length (a link's target length; 0 for other)
+//	    digest  32 bytes: sha256 of the whole content (a link's target; the
+//	            type's fs.FileMode string for other; zeros for a file past
+//	            spec.MaxTreeSize, which is never read)
 //
 // Hashing each file's digest rather than its bytes keeps the outer hash
 // independent of the walk order while reading every file only once. Nothing

@@ -27,8 +27,10 @@ type agentOptions struct {
 	sshKey, knownHosts                string
 	gitUsername, gitPasswordFile      string
 	verifyKeys, webhookSecretFile     string
+	apiTokenFile                      string
 	backend, logFormat, logLevel      string
 	poll, resync, settle, minInterval time.Duration
+	fetchTimeout                      time.Duration
 	insecureGossip                    bool
 }
 
@@ -58,7 +60,9 @@ func agentFlags(o *agentOptions, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.gitUsername, "git-username", "", "user name for https:// repositories")
 	fs.StringVar(&o.gitPasswordFile, "git-password-file", "", "file holding the password or token for https:// repositories")
 	fs.StringVar(&o.verifyKeys, "verify-keys", "", "armored OpenPGP public keys; commits not signed by one of them are refused")
-	fs.StringVar(&o.webhookSecretFile, "webhook-secret-file", "", "secret required on POST /refresh (X-Hub-Signature-256 HMAC or bearer token)")
+	fs.StringVar(&o.webhookSecretFile, "webhook-secret-file", "", "secret required on POST /refresh (GitHub, Gitea or GitLab webhook signature, or bearer token)")
+	fs.StringVar(&o.apiTokenFile, "api-token-file", "", "token required as \"Authorization: Bearer\" on GET /status and /metrics (required with a non-loopback --api)")
+	fs.DurationVar(&o.fetchTimeout, "fetch-timeout", agent.DefaultFetchTimeout, "deadline of one fetch from the spec source (each Git listing and download)")
 	fs.StringVar(&o.backend, "backend", netfilter.BackendAuto, "iptables backend: auto, nft or legacy")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
@@ -100,7 +104,7 @@ func (o *agentOptions) check(fs *flag.FlagSet) error {
 	if o.gitPasswordFile != "" && o.sshKey != "" {
 		errs = append(errs, errors.New("--ssh-key and --git-password-file exclude each other"))
 	}
-	for name, d := range map[string]time.Duration{"poll": o.poll, "resync": o.resync, "min-interval": o.minInterval} {
+	for name, d := range map[string]time.Duration{"poll": o.poll, "resync": o.resync, "min-interval": o.minInterval, "fetch-timeout": o.fetchTimeout} {
 		if d <= 0 {
 			errs = append(errs, fmt.Errorf("--%s must be positive, not %s", name, d))
 		}
@@ -120,7 +124,7 @@ func (o *agentOptions) check(fs *flag.FlagSet) error {
 	if err := lvl.UnmarshalText([]byte(o.logLevel)); err != nil {
 		errs = append(errs, fmt.Errorf("--log-level %q: want debug, info, warn or error", o.logLevel))
 	}
-	if err := agent.CheckAPIAddr(o.api, o.webhookSecretFile != ""); err != nil {
+	if err := agent.CheckAPIAddr(o.api, o.webhookSecretFile != "", o.apiTokenFile != ""); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
@@ -159,21 +163,17 @@ func runAgent(ctx context.Context, args []string, _, stderr io.Writer) int {
 	}
 	log := agentLogger(o.logFormat, o.logLevel, stderr)
 
-	var secret []byte
-	if o.webhookSecretFile != "" {
-		s, err := agent.ReadSecretFile(o.webhookSecretFile)
-		if err != nil {
-			fmt.Fprintln(stderr, "weir agent:", err)
-			return exitUsage
-		}
-		secret = s
+	api, err := apiSecrets(o)
+	if err != nil {
+		fmt.Fprintln(stderr, "weir agent:", err)
+		return exitUsage
 	}
 	keys, err := gossipKeys(o, log)
 	if err != nil {
 		fmt.Fprintln(stderr, "weir agent:", err)
 		return exitUsage
 	}
-	if err := startAgent(ctx, o, secret, keys, log); err != nil {
+	if err := startAgent(ctx, o, api, keys, log); err != nil {
 		log.Error("agent stopped", "err", err)
 		return exitFail
 	}
@@ -182,13 +182,16 @@ func runAgent(ctx context.Context, args []string, _, stderr io.Writer) int {
 
 // startAgent wires the source, netfilter, gossip and API together and runs
 // the agent until ctx ends.
-func startAgent(ctx context.Context, o agentOptions, secret []byte, keys [][]byte, log *slog.Logger) error {
+func startAgent(ctx context.Context, o agentOptions, api agent.APIConfig, keys [][]byte, log *slog.Logger) error {
 	nf, err := netfilter.NewIPTables(netfilter.IPTablesOptions{Backend: o.backend, Logger: log.With("component", "iptables")})
 	if err != nil {
 		return fmt.Errorf("netfilter: %w", err)
 	}
 	syncer := netfilter.NewSyncer(nf, netfilter.SyncerOptions{Logger: log.With("component", "syncer")})
 
+	if err := agent.PrepareStateDir(o.stateDir, log); err != nil {
+		return err
+	}
 	src, err := newSource(o, log.With("component", "source"))
 	if err != nil {
 		return fmt.Errorf("spec source: %w", err)
@@ -217,7 +220,7 @@ func startAgent(ctx context.Context, o agentOptions, secret []byte, keys [][]byt
 
 	a, err := agent.New(agent.Config{
 		Node: o.node, StateDir: o.stateDir, Resync: o.resync, MinInterval: o.minInterval,
-		WebhookSecret: secret, GossipEncrypted: len(keys) > 0, Logger: log,
+		FetchTimeout: o.fetchTimeout, API: api, GossipEncrypted: len(keys) > 0, Logger: log,
 	}, agent.Deps{Source: src, Cluster: cl, Syncer: agent.NewSyncer(syncer), Keys: cl})
 	if err != nil {
 		return err
@@ -234,7 +237,7 @@ func startAgent(ctx context.Context, o agentOptions, secret []byte, keys [][]byt
 		serveErr <- err
 	}()
 	log.Info("agent started", "node", o.node, "gossip", cl.LocalAddr(), "api", ln.Addr().String(),
-		"source", firstNonEmpty(o.repo, o.dir), "state_dir", o.stateDir)
+		"source", firstNonEmpty(source.RedactURL(o.repo), o.dir), "state_dir", o.stateDir)
 	runErr := a.Run(ctx)
 	cancel()
 	return errors.Join(runErr, <-serveErr)
@@ -247,11 +250,30 @@ func newSource(o agentOptions, log *slog.Logger) (source.Source, error) {
 		return source.NewDir(source.DirConfig{Dir: o.dir, Logger: log})
 	}
 	return source.NewGit(source.GitConfig{
-		URL: o.repo, Branch: o.branch, Path: o.path, StateDir: o.stateDir, Poll: o.poll,
+		URL: o.repo, Branch: o.branch, Path: o.path, StateDir: o.stateDir, Poll: o.poll, Timeout: o.fetchTimeout,
 		SSHKeyFile: o.sshKey, KnownHostsFile: o.knownHosts,
 		Username: o.gitUsername, PasswordFile: o.gitPasswordFile,
 		VerifyKeysFile: o.verifyKeys, Logger: log,
 	})
+}
+
+// apiSecrets reads the webhook secret and the API token the flags name.
+func apiSecrets(o agentOptions) (agent.APIConfig, error) {
+	var c agent.APIConfig
+	for _, f := range []struct {
+		what, file string
+		dst        *[]byte
+	}{{"webhook secret", o.webhookSecretFile, &c.WebhookSecret}, {"API token", o.apiTokenFile, &c.Token}} {
+		if f.file == "" {
+			continue
+		}
+		b, err := agent.ReadSecretFile(f.what, f.file)
+		if err != nil {
+			return c, err
+		}
+		*f.dst = b
+	}
+	return c, nil
 }
 
 func firstNonEmpty(s ...string) string {

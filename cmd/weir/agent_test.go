@@ -48,6 +48,9 @@ func TestAgentFlagErrors(t *testing.T) {
 		{"bad key file", []string{"--node", "a", "--bind", "127.0.0.1:7946", "--dir", dir, "--state-dir", dir, "--gossip-key-file", agentWriteTemp(t, "not base64!\n")}, nil, []string{"gossip key file", "not base64"}},
 		{"world-readable key file", []string{"--node", "a", "--bind", "127.0.0.1:7946", "--dir", dir, "--state-dir", dir, "--gossip-key-file", agentKeyFile(t, 0o644)}, nil, []string{"has mode 0644", "chmod 600"}},
 		{"group-writable keyring", []string{"--node", "a", "--bind", "127.0.0.1:7946", "--dir", dir, "--state-dir", agentStateWithKeyring(t, 0o660), "--gossip-key-file", agentKeyFile(t, 0o600)}, nil, []string{"keyring has mode 0660", "chmod 600"}},
+		{"public api without token", []string{"--node", "a", "--bind", "127.0.0.1:7946", "--dir", dir, "--api", "0.0.0.0:7947", "--webhook-secret-file", filepath.Join(dir, "nope")}, nil, []string{"not loopback requires --webhook-secret-file and --api-token-file"}},
+		{"missing token file", []string{"--node", "a", "--bind", "127.0.0.1:7946", "--dir", dir, "--insecure-gossip", "--api-token-file", filepath.Join(dir, "nope")}, nil, []string{"reading API token"}},
+		{"fetch timeout", []string{"--node", "a", "--bind", "127.0.0.1:7946", "--dir", dir, "--fetch-timeout", "0s"}, nil, []string{"--fetch-timeout must be positive"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -14,15 +14,17 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"weir/agent"
 	"weir/cluster"
 )
 
 // keysOptions are the flags and arguments of `weir keys`.
 type keysOptions struct {
-	api, output string
-	timeout     time.Duration
-	op          cluster.KeyOp
-	key         string // base64
+	api, output, tokenFile string
+	timeout                time.Duration
+	op                     cluster.KeyOp
+	key                    string // base64
+	token                  []byte
 }
 
 // errRefused marks an operation the agent refused (HTTP 409): the answer is no.
@@ -68,11 +70,12 @@ func keysArgs(args []string, stderr io.Writer) (keysOptions, error) {
 	var o keysOptions
 	fs := newFlagSet("keys", stderr)
 	fs.StringVar(&o.api, "api", "127.0.0.1:7947", "the local agent's HTTP API address")
+	fs.StringVar(&o.tokenFile, "api-token-file", "", "file holding the agent's API token (its --api-token-file)")
 	fs.StringVar(&o.output, "o", "table", "output: table or json")
 	fs.DurationVar(&o.timeout, "timeout", 30*time.Second, "how long to wait for the agent's answer")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: weir keys [--api ADDR] [-o table|json] list\n"+
-			"       weir keys [--api ADDR] install|use|remove KEY|@FILE\n\n"+
+		fmt.Fprintln(stderr, "usage: weir keys [--api ADDR] [--api-token-file FILE] [-o table|json] list\n"+
+			"       weir keys [--api ADDR] [--api-token-file FILE] install|use|remove KEY|@FILE\n\n"+
 			"Rotates the gossip key over the running cluster (README.md): install a new key\n"+
 			"everywhere, use it, then remove the old one. KEY is base64 as `weir keygen` prints it.\n\nflags:")
 		fs.PrintDefaults()
@@ -89,6 +92,12 @@ func keysArgs(args []string, stderr io.Writer) (keysOptions, error) {
 	}
 	if o.output != "table" && o.output != "json" {
 		return o, fmt.Errorf("-o %q: want table or json", o.output)
+	}
+	if o.tokenFile != "" {
+		var err error
+		if o.token, err = agent.ReadSecretFile("API token", o.tokenFile); err != nil {
+			return o, err
+		}
 	}
 	return o, o.setKey(fs.Args())
 }
@@ -140,6 +149,9 @@ func requestKeyOp(ctx context.Context, o keysOptions) (cluster.KeyReport, error)
 	req, err := http.NewRequestWithContext(ctx, method, url, bytes.NewReader(body))
 	if err != nil {
 		return rep, fmt.Errorf("asking the agent at %s: %w", url, err)
+	}
+	if len(o.token) > 0 {
+		req.Header.Set("Authorization", "Bearer "+string(o.token))
 	}
 	resp, err := (&http.Client{Timeout: o.timeout}).Do(req)
 	if err != nil {

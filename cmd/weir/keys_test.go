@@ -87,3 +87,17 @@ func base64Key(k []byte) string {
 	s, _ := json.Marshal(k) // encoding/json writes []byte as standard base64
 	return strings.Trim(string(s), `"`)
 }
+
+func TestKeysCommandSendsToken(t *testing.T) {
+	var got string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = r.Header.Get("Authorization")
+		json.NewEncoder(w).Encode(cluster.KeyReport{Op: cluster.KeyList, Members: []cluster.KeyMember{{Name: "host-a", OK: true}}})
+	}))
+	defer srv.Close()
+	tokenFile := agentWriteTemp(t, "s3cret\n")
+	code, _, errOut := runCLI(t, runKeys, "--api", strings.TrimPrefix(srv.URL, "http://"), "--api-token-file", tokenFile, "list")
+	if code != exitOK || got != "Bearer s3cret" {
+		t.Errorf("weir keys --api-token-file = %d (%s), Authorization %q; want 0 and Bearer s3cret", code, errOut, got)
+	}
+}

@@ -23,20 +23,23 @@ type planOutput struct {
 }
 
 // runPlan implements `weir plan --specs DIR --node NAME [--alive a,b,...]
-// [-o rules|json]`: what NAME would apply for the spec tree in DIR when the
-// hosts in --alive (default: every host of the tree) are alive. Exit 1 with
-// FILE:LINE: message lines when the tree is invalid, 2 on usage or I/O errors.
+// [--unhealthy guest[:port],...] [-o rules|json]`: what NAME would apply for
+// the spec tree in DIR when the hosts in --alive (default: every host of the
+// tree) are alive and the health checks of the guests in --unhealthy fail.
+// Exit 1 with FILE:LINE: message lines when the tree is invalid, 2 on usage
+// or I/O errors.
 func runPlan(_ context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("plan", stderr)
 	specs := fs.String("specs", "", "directory of the spec tree (required)")
 	node := fs.String("node", "", "host name to plan for (required)")
 	alive := fs.String("alive", "", "comma-separated alive hosts (default: every host in the specs)")
-	output := fs.String("o", "rules", "output: rules (iptables-restore text) or json (assignment with shares)")
+	unhealthy := fs.String("unhealthy", "", "comma-separated guest or guest:port whose health checks fail (default: none); the port picks the checks of that port")
+	output := fs.String("o", "rules", "output: rules (iptables-restore text) or json (assignment with each target's state and share)")
 	dispatch := fs.String("dispatch", "tree", "dispatch chain layout: tree (sublinear, the default) or linear (one rule per frontend, for comparison)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: weir plan --specs DIR --node NAME [--alive a,b,...] [-o rules|json]")
+		fmt.Fprintln(stderr, "usage: weir plan --specs DIR --node NAME [--alive a,b,...] [--unhealthy guest[:port],...] [-o rules|json]")
 		fmt.Fprintln(stderr, "\nPrints what NAME would apply: the iptables-restore text, or the assignment with")
-		fmt.Fprintln(stderr, "each target's share of new connections. Exit 1 when the specs are invalid.")
+		fmt.Fprintln(stderr, "each target's state and share of new connections. Exit 1 when the specs are invalid.")
 		fs.PrintDefaults()
 	}
 	if err := parseFlags(fs, args); err != nil {
@@ -46,6 +49,10 @@ func runPlan(_ context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	opts, problems := planProblems(fs, *specs, *node, *output, *dispatch)
+	sick, problem := parseGuestPorts(*unhealthy)
+	if problem != "" {
+		problems = append(problems, problem)
+	}
 	if len(problems) > 0 {
 		for _, p := range problems {
 			fmt.Fprintln(stderr, "weir plan: "+p)
@@ -59,7 +66,11 @@ func runPlan(_ context.Context, args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	names := planAlive(s, *alive, *node, stderr)
-	p := plan.Assign(s, names)
+	health, ok := planHealth(s, sick, stderr)
+	if !ok {
+		return exitUsage
+	}
+	p := plan.Assign(s, names, health)
 	for _, w := range render.RenderWarnings(p, *node) {
 		fmt.Fprintln(stderr, "weir plan: warning: "+w)
 	}
@@ -158,6 +169,7 @@ func writePlanRules(stdout io.Writer, p *plan.Plan, node string, opts render.Ren
 	var b strings.Builder
 	fmt.Fprintf(&b, "# weir plan for %s, digest %s\n", node, p.Digest())
 	fmt.Fprintf(&b, "# alive: %s\n", strings.Join(p.Alive, ","))
+	writeHealthHeader(&b, p.ForHost(node))
 	fmt.Fprintf(&b, "# %s, %s\n", plural(rs.Balancers(), "balancer"), plural(rs.Rules(), "rule"))
 	fmt.Fprintln(&b, "# jumps weir ensures in the built-in chains:")
 	for _, t := range rs.Tables {

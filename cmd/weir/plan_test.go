@@ -60,7 +60,7 @@ func TestPlanRules(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := plan.Assign(s, []string{"host-a", "host-b", "host-c"})
+	p := plan.Assign(s, []string{"host-a", "host-b", "host-c"}, nil)
 	rs := render.Render(p, "host-a")
 	header, body, ok := strings.Cut(out, "*filter\n")
 	if !ok {

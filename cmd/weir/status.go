@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"weir/agent"
 	"weir/cluster"
 )
 
@@ -27,6 +28,7 @@ const statusPoll = 500 * time.Millisecond
 func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("status", stderr)
 	api := fs.String("api", "127.0.0.1:7947", "the local agent's HTTP API address")
+	tokenFile := fs.String("api-token-file", "", "file holding the agent's API token (its --api-token-file)")
 	output := fs.String("o", "table", "output: table or json")
 	wait := fs.Duration("wait", 0, "poll until converged on the newest revision, up to this long (e.g. 60s)")
 	revision := fs.String("revision", "", "converged means every alive host is on this revision: a commit or dir:HASH, full or abbreviated (at least 4 hex digits)")
@@ -60,7 +62,15 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	done := doneWhen(*revision)
 
-	fetch := agentStatus(*api, *timeout)
+	var token []byte
+	if *tokenFile != "" {
+		var err error
+		if token, err = agent.ReadSecretFile("API token", *tokenFile); err != nil {
+			fmt.Fprintf(stderr, "weir status: %v\n", err)
+			return exitUsage
+		}
+	}
+	fetch := agentStatus(*api, token, *timeout)
 	if *join != "" {
 		obs, err := startObserver(ctx, observerOptions{
 			seeds: splitList(*join), keyFile: *keyFile, label: *clusterName, bind: *bind,
@@ -104,11 +114,12 @@ func doneWhen(revision string) func(cluster.Status) (bool, string) {
 	return func(s cluster.Status) (bool, string) { return s.OnRevision(revision) }
 }
 
-// agentStatus asks the agent's API at api for the status.
-func agentStatus(api string, timeout time.Duration) func(context.Context) (cluster.Status, error) {
+// agentStatus asks the agent's API at api for the status, with the API
+// token when one is given.
+func agentStatus(api string, token []byte, timeout time.Duration) func(context.Context) (cluster.Status, error) {
 	client := &http.Client{Timeout: timeout}
 	url := statusURL(api)
-	return func(ctx context.Context) (cluster.Status, error) { return getStatus(ctx, client, url) }
+	return func(ctx context.Context) (cluster.Status, error) { return getStatus(ctx, client, url, token) }
 }
 
 // observerStatus builds the status from an observer's member view. An
@@ -165,11 +176,14 @@ func statusURL(api string) string {
 	return "http://" + api + "/status"
 }
 
-func getStatus(ctx context.Context, client *http.Client, url string) (cluster.Status, error) {
+func getStatus(ctx context.Context, client *http.Client, url string, token []byte) (cluster.Status, error) {
 	var s cluster.Status
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return s, fmt.Errorf("asking the agent at %s: %w", url, err)
+	}
+	if len(token) > 0 {
+		req.Header.Set("Authorization", "Bearer "+string(token))
 	}
 	resp, err := client.Do(req)
 	if err != nil {

@@ -14,6 +14,15 @@ import (
 // the ip_tables module).
 func NewIPTables(t testing.TB, backend string) (*netfilter.IPTables, *Netns) {
 	t.Helper()
+	return NewIPTablesWith(t, netfilter.IPTablesOptions{Backend: backend})
+}
+
+// NewIPTablesWith is NewIPTables with further options (lock wait, command
+// timeout); opts.Backend must name a backend, and opts.Netns is set to the
+// fresh namespace.
+func NewIPTablesWith(t testing.TB, opts netfilter.IPTablesOptions) (*netfilter.IPTables, *Netns) {
+	t.Helper()
+	backend := opts.Backend
 	ns := NewNetns(t)
 	if _, err := exec.LookPath("iptables-" + backend); err != nil {
 		t.Skipf("iptables-%s not installed", backend)
@@ -21,7 +30,8 @@ func NewIPTables(t testing.TB, backend string) (*netfilter.IPTables, *Netns) {
 	if _, err := ns.Output("iptables-"+backend+"-save", "-t", "nat"); err != nil {
 		t.Skipf("backend %s does not work here: %v", backend, err)
 	}
-	nf, err := netfilter.NewIPTables(netfilter.IPTablesOptions{Backend: backend, Netns: ns.Name})
+	opts.Netns = ns.Name
+	nf, err := netfilter.NewIPTables(opts)
 	if err != nil {
 		t.Fatalf("NewIPTables(%s): %v", backend, err)
 	}

@@ -75,7 +75,7 @@ func restore(ctx context.Context, nf Netfilter, txns []*txn) (int, error) {
 // applyFull rewrites every owned chain of every table from rs in one restore,
 // finding stale owned chains and jumps, and missing jumps, from iptables-save.
 // The jumps are fixed inside the same transaction rather than with one
-// go-iptables call each: on the legacy backend every such call copies the
+// iptables call each: on the legacy backend every such call copies the
 // whole table out of and back into the kernel (about 0.4 s at 70,000 rules).
 func (s *Syncer) applyFull(ctx context.Context, rs *render.Ruleset) (ApplyResult, error) {
 	res := ApplyResult{Full: true}
@@ -169,7 +169,7 @@ func (res *ApplyResult) finish() {
 // applyPartial rewrites only the chains whose content changed since the last
 // apply, declares new ones and deletes stale ones, all tables in one restore.
 // Jump rules change only when the Ruleset's set of jumps does (rarely: a table
-// gains or loses its first chain); those go through go-iptables, deletions
+// gains or loses its first chain); those go through iptables -C/-I/-D, deletions
 // before the restore that may delete their target, insertions after it.
 func (s *Syncer) applyPartial(ctx context.Context, rs *render.Ruleset) (ApplyResult, error) {
 	var res ApplyResult

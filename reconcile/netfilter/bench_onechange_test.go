@@ -29,7 +29,7 @@ func BenchmarkOneChange(b *testing.B) {
 			nf, _ := ts.NewIPTables(b, backend)
 			s := netfilter.NewSyncer(nf, netfilter.SyncerOptions{})
 			renderer := render.NewRenderer("host-042", render.RenderOptions{})
-			if _, err := s.Apply(ctx, renderer.Render(plan.Assign(specs[0], alive))); err != nil {
+			if _, err := s.Apply(ctx, renderer.Render(plan.Assign(specs[0], alive, nil))); err != nil {
 				b.Fatal(err)
 			}
 			var tAssign, tDigest, tRender, tApply, tFloor time.Duration
@@ -37,7 +37,7 @@ func BenchmarkOneChange(b *testing.B) {
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				t0 := time.Now()
-				p := plan.Assign(specs[(i+1)%2], alive)
+				p := plan.Assign(specs[(i+1)%2], alive, nil)
 				t1 := time.Now()
 				if len(p.Digest()) != 64 {
 					b.Fatal("bad digest")
@@ -78,7 +78,7 @@ func BenchmarkOneChange(b *testing.B) {
 // the kernel.
 func BenchmarkApplyChangeRendered(b *testing.B) {
 	specs, alive := ts.OneChangeSpecs(10000)
-	rsets := []*render.Ruleset{render.Render(plan.Assign(specs[0], alive), "host-042"), render.Render(plan.Assign(specs[1], alive), "host-042")}
+	rsets := []*render.Ruleset{render.Render(plan.Assign(specs[0], alive, nil), "host-042"), render.Render(plan.Assign(specs[1], alive, nil), "host-042")}
 	ctx := context.Background()
 	s := netfilter.NewSyncer(nopRestore{ts.NewFake()}, netfilter.SyncerOptions{})
 	if _, err := s.Apply(ctx, rsets[0]); err != nil {
@@ -99,7 +99,7 @@ func BenchmarkApplyChangeRendered(b *testing.B) {
 // against the previous Ruleset (which finds reused chains equal by identity).
 func BenchmarkRenderIncremental(b *testing.B) {
 	specs, alive := ts.OneChangeSpecs(10000)
-	plans := []*plan.Plan{plan.Assign(specs[0], alive), plan.Assign(specs[1], alive)}
+	plans := []*plan.Plan{plan.Assign(specs[0], alive, nil), plan.Assign(specs[1], alive, nil)}
 	for _, mode := range []string{"renderer", "scratch"} {
 		b.Run(mode, func(b *testing.B) {
 			ctx := context.Background()
@@ -144,7 +144,7 @@ func BenchmarkRenderIncremental(b *testing.B) {
 //	go test ./reconcile/netfilter -run '^$' -bench ApplyFullRendered -benchtime 1x
 func BenchmarkApplyFullRendered(b *testing.B) {
 	specs, alive := ts.OneChangeSpecs(10000)
-	rs := render.Render(plan.Assign(specs[0], alive), "host-042")
+	rs := render.Render(plan.Assign(specs[0], alive, nil), "host-042")
 	floorText := netfilter.FullText(rs)
 	natChains := len(tableOf(rs, "nat").Chains)
 	for _, backend := range benchBackends {

@@ -1,17 +1,17 @@
 package netfilter
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os/exec"
 	"runtime"
+	"strconv"
 	"strings"
+	"time"
 
-	goipt "github.com/coreos/go-iptables/iptables"
 	"github.com/vishvananda/netns"
 )
 
@@ -35,48 +35,75 @@ type IPTablesOptions struct {
 	// an `ip netns exec` wrapper. Tests and benchmarks use it; the agent does
 	// not.
 	Netns string
+	// LockWait is how long a command waits for the xtables lock that another
+	// program (a firewall manager, an admin's iptables) holds, as
+	// `-w SECONDS` (default DefaultLockWait, rounded up to whole seconds).
+	// The legacy backend takes the lock; nft ignores it.
+	LockWait time.Duration
+	// CommandTimeout bounds each command (default DefaultCommandTimeout): one
+	// still running then is killed with its process group.
+	CommandTimeout time.Duration
 	// Logger receives debug lines for each command; nil discards them.
 	Logger *slog.Logger
 }
 
+// Defaults of IPTablesOptions.
+const (
+	DefaultLockWait = 5 * time.Second
+	// DefaultCommandTimeout is a backstop: a restore of Render's 10,000
+	// balancers takes about 9 s on nft (BENCHMARKS.md).
+	DefaultCommandTimeout = time.Minute
+)
+
 // IPTables is the real Netfilter: whole-table transactions through
 // iptables-restore --noflush, reads through iptables-save and iptables -S, and
-// jump rules through go-iptables.
+// jump rules through iptables -C/-I/-D. Every command waits at most LockWait
+// for the xtables lock and runs at most CommandTimeout. These few commands
+// are run here rather than through go-iptables because it takes no context:
+// a command it started could not be cut off at the pass's deadline.
 type IPTables struct {
-	ipt     *goipt.IPTables
-	backend string
-	restore string // path of the *-restore binary of the backend
-	save    string // path of the *-save binary of the backend
-	netns   string
-	log     *slog.Logger
+	backend  string
+	iptables string // path of the iptables binary of the backend
+	restore  string // path of the *-restore binary of the backend
+	save     string // path of the *-save binary of the backend
+	netns    string
+	lockWait string // -w argument: whole seconds
+	timeout  time.Duration
+	log      *slog.Logger
 }
 
 var _ Netfilter = (*IPTables)(nil)
 
 // NewIPTables finds the binaries of the chosen backend and checks that they run.
 func NewIPTables(opts IPTablesOptions) (*IPTables, error) {
-	t := &IPTables{netns: opts.Netns, log: opts.Logger}
+	t := &IPTables{netns: opts.Netns, log: opts.Logger, timeout: opts.CommandTimeout}
 	if t.log == nil {
 		t.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	if t.timeout <= 0 {
+		t.timeout = DefaultCommandTimeout
+	}
+	wait := opts.LockWait
+	if wait <= 0 {
+		wait = DefaultLockWait
+	}
+	t.lockWait = strconv.Itoa(int(math.Ceil(wait.Seconds())))
 	bin, backend, err := backendBinary(opts.Backend)
 	if err != nil {
 		return nil, err
 	}
 	t.backend = backend
-	err = t.do(func() error {
-		ipt, err := goipt.New(goipt.Path(bin))
+	if t.iptables, err = exec.LookPath(bin); err != nil {
+		return nil, fmt.Errorf("finding %s: %w", bin, err)
+	}
+	if t.backend == "" {
+		err = t.do(func() error {
+			t.backend, err = t.detectBackend()
+			return err
+		})
 		if err != nil {
-			return fmt.Errorf("opening %s: %w", bin, err)
+			return nil, err
 		}
-		t.ipt = ipt
-		if t.backend == "" {
-			t.backend, err = detectBackend(bin)
-		}
-		return err
-	})
-	if err != nil {
-		return nil, err
 	}
 	if t.restore, err = lookBackend("iptables-"+t.backend+"-restore", "iptables-restore", opts.Backend); err != nil {
 		return nil, err
@@ -101,13 +128,14 @@ func backendBinary(requested string) (bin, backend string, err error) {
 	return "", "", fmt.Errorf("unknown iptables backend %q (want auto, nft or legacy)", requested)
 }
 
-// detectBackend asks bin which backend it is. go-iptables v0.8.0 parses the
-// mode from --version but does not export it, so this asks the same binary
-// the same question.
-func detectBackend(bin string) (string, error) {
-	out, err := exec.Command(bin, "--version").Output()
+// detectBackend asks the iptables binary which backend it is: its --version
+// says "nf_tables" or "legacy".
+func (t *IPTables) detectBackend() (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), t.timeout)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, t.iptables, "--version").Output()
 	if err != nil {
-		return "", fmt.Errorf("detecting the backend of %s: %w", bin, err)
+		return "", fmt.Errorf("detecting the backend of %s: %w", t.iptables, err)
 	}
 	if strings.Contains(string(out), "nf_tables") {
 		return BackendNFT, nil
@@ -173,126 +201,4 @@ func InNetns(name string, fn func() error) error {
 		}
 	}()
 	return fn()
-}
-
-// run runs one binary with stdin and returns its stdout.
-func (t *IPTables) run(ctx context.Context, stdin []byte, bin string, args ...string) ([]byte, error) {
-	var stdout, stderr bytes.Buffer
-	err := t.do(func() error {
-		cmd := exec.CommandContext(ctx, bin, args...)
-		if stdin != nil {
-			cmd.Stdin = bytes.NewReader(stdin)
-		}
-		cmd.Stdout, cmd.Stderr = &stdout, &stderr
-		return cmd.Run()
-	})
-	t.log.Debug("iptables command", "bin", bin, "args", args, "stdin_bytes", len(stdin), "err", err)
-	if err != nil {
-		msg := strings.TrimSpace(stderr.String())
-		if len(msg) > 512 {
-			msg = msg[:512] + "…"
-		}
-		return nil, fmt.Errorf("running %s %s: %w: %s", bin, strings.Join(args, " "), err, msg)
-	}
-	return stdout.Bytes(), nil
-}
-
-// Restore implements Netfilter with `iptables-restore --noflush -w`.
-func (t *IPTables) Restore(ctx context.Context, text []byte) error {
-	_, err := t.run(ctx, text, t.restore, "--noflush", "-w")
-	return err
-}
-
-// Save implements Netfilter with `iptables-save -t table`.
-func (t *IPTables) Save(ctx context.Context, table string) ([]byte, error) {
-	return t.run(ctx, nil, t.save, "-t", table)
-}
-
-// ListRules implements Netfilter. On nft, `iptables -S CHAIN` reads only that
-// chain (about 5 ms with 70,000 rules in the table), so chains are listed one by
-// one; on legacy every read copies the whole table out of the kernel (about
-// 130 ms of system time at that size), so one save serves all chains.
-func (t *IPTables) ListRules(ctx context.Context, table string, chains []string) (map[string][]string, error) {
-	out := make(map[string][]string, len(chains))
-	if t.backend == BackendLegacy {
-		text, err := t.Save(ctx, table)
-		if err != nil {
-			return nil, err
-		}
-		var scratch []byte
-		ix, err := indexSave(text, &scratch)
-		if err != nil {
-			return nil, err
-		}
-		for _, c := range chains {
-			rules, ok := ix.rules(c)
-			if !ok {
-				return nil, fmt.Errorf("listing chain %s in table %s: no such chain", c, table)
-			}
-			out[c] = rules
-		}
-		return out, nil
-	}
-	for _, c := range chains {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		var lines []string
-		err := t.do(func() error {
-			var err error
-			lines, err = t.ipt.List(table, c)
-			return err
-		})
-		if err != nil {
-			return nil, fmt.Errorf("listing chain %s in table %s: %w", c, table, err)
-		}
-		rules := []string{}
-		prefix := "-A " + c + " "
-		for _, l := range lines {
-			if r, ok := strings.CutPrefix(l, prefix); ok {
-				rules = append(rules, r)
-			}
-		}
-		out[c] = rules
-	}
-	return out, nil
-}
-
-// EnsureJump implements Netfilter with go-iptables Exists and Insert.
-func (t *IPTables) EnsureJump(ctx context.Context, table, chain string, rule []string) (bool, error) {
-	if err := ctx.Err(); err != nil {
-		return false, err
-	}
-	inserted := false
-	err := t.do(func() error {
-		ok, err := t.ipt.Exists(table, chain, rule...)
-		if err != nil {
-			return err
-		}
-		if ok {
-			return nil
-		}
-		inserted = true
-		return t.ipt.Insert(table, chain, 1, rule...)
-	})
-	if err != nil {
-		return false, fmt.Errorf("ensuring jump %q in %s/%s: %w", JoinRule(rule), table, chain, err)
-	}
-	return inserted, nil
-}
-
-// DeleteJump implements Netfilter with go-iptables DeleteIfExists.
-func (t *IPTables) DeleteJump(ctx context.Context, table, chain string, rule []string) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	err := t.do(func() error { return t.ipt.DeleteIfExists(table, chain, rule...) })
-	var e *goipt.Error
-	if errors.As(err, &e) && e.IsNotExist() {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("deleting jump %q from %s/%s: %w", JoinRule(rule), table, chain, err)
-	}
-	return nil
 }

@@ -8,11 +8,12 @@ import (
 )
 
 // Assign computes the cluster-wide plan for spec s when the hosts named in
-// alive are alive in the gossip cluster. It is a pure function: the result
-// depends only on the content of s and on the set of names in alive, never on
-// the order of hosts, guests, balancers or alive names, nor on map iteration,
-// so every agent that sees the same revision and membership computes a Plan
-// with the same Digest.
+// alive are alive in the gossip cluster and health reports which endpoint
+// checks fail (nil: none). It is a pure function: the result depends only
+// on the content of s, on the set of names in alive and on what health
+// answers, never on the order of hosts, guests, balancers or alive names,
+// nor on map iteration, so every agent that sees the same revision,
+// membership and health reports computes a Plan with the same Digest.
 //
 // For each balancer (sorted by name):
 //   - Sources are all guests running the source service, sorted by (host,
@@ -20,25 +21,31 @@ import (
 //     dead host sends nothing, and listing it keeps the plan of live hosts
 //     independent of who else is up.
 //   - SettingHosts are the hosts of those guests, sorted.
-//   - Targets are the guests running the target service on alive hosts,
-//     sorted by (host, guest), each with its weight and share of new
-//     connections; guests whose address family (IPv4 or IPv6) differs from
-//     the frontend's are left out, as no DNAT can reach them.
+//   - Every guest running the target service whose address family (IPv4 or
+//     IPv6) is the frontend's is a target; guests of the other family are
+//     left out, as no DNAT can reach them. A target takes part when its
+//     host is alive, its weight is above 0 and its host does not report it
+//     unhealthy (see Health). Targets lists those taking part, sorted by
+//     (host, guest), each with its share of new connections; Excluded lists
+//     the others, in the same order, with their state and no share.
+//   - When targets with weight > 0 are on alive hosts but none is healthy,
+//     the balancer fails open: all of them take part (FailOpen), by weight.
 //
 // Names in alive that are not hosts of s are ignored; Plan.Alive is the
 // sorted, de-duplicated intersection. Balancers that share a source service
 // share their Sources and SettingHosts slices, so a Plan must be treated as
 // read-only.
-func Assign(s *spec.Spec, alive []string) *Plan {
+func Assign(s *spec.Spec, alive []string, health Health) *Plan {
 	// The maps are made here, not in the helpers, so they need not escape.
 	live := map[string]bool{}
 	p := &Plan{Alive: aliveHosts(s, alive, live), Balancers: make([]BalancerPlan, 0, len(s.Balancers))}
 	byService := map[string][]int{}
 	ix := guestIndex{guests: indexGuests(s, byService), byService: byService}
 	sources := sourceCache{ix: &ix, sets: map[string]sourceSet{}}
+	tv := targetView{ix: &ix, live: live, health: health}
 	for _, b := range sortedBalancers(s) {
 		bp := balancerPlan(b, sources.of(b.Source))
-		bp.Targets = ix.targets(b, bp.Frontend, bp.TargetPort, live)
+		bp.Targets, bp.Excluded, bp.FailOpen = tv.targets(b, bp.Frontend, bp.TargetPort)
 		setShares(bp.Targets)
 		p.Balancers = append(p.Balancers, bp)
 	}
@@ -94,27 +101,6 @@ func indexGuests(s *spec.Spec, byService map[string][]int) []spec.Guest {
 		}
 	}
 	return guests
-}
-
-// targets returns the guests running b's target service on live hosts whose
-// address family is the frontend's, each with its weight and port.
-func (ix *guestIndex) targets(b *spec.Balancer, fe spec.Frontend, port uint16, live map[string]bool) []Target {
-	out := []Target{}
-	for _, i := range ix.byService[b.Target] {
-		g := ix.guests[i]
-		// DNAT cannot change the address family: a target of the other
-		// family than the frontend could never receive a connection, so
-		// it gets no share.
-		if !live[g.Host] || g.Address.Unmap().Is4() != fe.Address.Unmap().Is4() {
-			continue
-		}
-		out = append(out, Target{
-			Endpoint: Endpoint{Guest: g.Name, Host: g.Host, Address: g.Address},
-			Port:     port,
-			Weight:   b.Weight(g.Name),
-		})
-	}
-	return out
 }
 
 // sourceSet is the sources of one service and their hosts, both sorted.
@@ -190,7 +176,7 @@ func setShares(targets []Target) {
 	for _, t := range targets {
 		sum += t.Weight
 	}
-	// Validation guarantees positive weights; the guard only keeps a
+	// Targets taking part have positive weights; the guard only keeps a
 	// hand-built spec from producing NaN shares.
 	if sum > 0 {
 		for i := range targets {

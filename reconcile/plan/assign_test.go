@@ -34,7 +34,7 @@ func TestAssign(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := plan.Assign(s, tt.alive)
+			p := plan.Assign(s, tt.alive, nil)
 			if !reflect.DeepEqual(p.Alive, tt.wantAlive) {
 				t.Errorf("plan.Assign(%v).Alive = %v; want %v", tt.alive, p.Alive, tt.wantAlive)
 			}
@@ -73,7 +73,7 @@ func TestAssignDefaults(t *testing.T) {
 	b.TargetPort, b.Strategy, b.Frontend.Protocol = 0, "", ""
 	s := ts.DemoSpec()
 	s.Balancers = []spec.Balancer{b}
-	bp := plan.Assign(s, []string{"host-a"}).Balancers[0]
+	bp := plan.Assign(s, []string{"host-a"}, nil).Balancers[0]
 	if bp.TargetPort != 80 || bp.Strategy != spec.Random || bp.Frontend.Protocol != spec.TCP {
 		t.Errorf("defaults = port %d strategy %q protocol %q; want 80 random tcp", bp.TargetPort, bp.Strategy, bp.Frontend.Protocol)
 	}
@@ -89,12 +89,12 @@ func TestAssignDeterministic(t *testing.T) {
 		for _, h := range s.Hosts[1:] {
 			alive = append(alive, h.Name)
 		}
-		want := plan.Assign(s, alive)
+		want := plan.Assign(s, alive, nil)
 		wantText := want.Canonical()
 		for i := range 20 {
 			a := slices.Clone(alive)
 			rng.Shuffle(len(a), reflect.Swapper(a))
-			got := plan.Assign(ts.Shuffled(rng, s), a)
+			got := plan.Assign(ts.Shuffled(rng, s), a, nil)
 			if !reflect.DeepEqual(got, want) {
 				t.Fatalf("shuffle %d: Assign differs from the unshuffled plan", i)
 			}
@@ -110,11 +110,11 @@ func TestAssignDeterministic(t *testing.T) {
 
 func TestDigestChanges(t *testing.T) {
 	all := []string{"host-a", "host-b", "host-c"}
-	base := plan.Assign(ts.DemoSpec(), all).Digest()
+	base := plan.Assign(ts.DemoSpec(), all, nil).Digest()
 	if len(base) != 64 || strings.Trim(base, "0123456789abcdef") != "" {
 		t.Fatalf("Digest() = %q; want 64 hex digits", base)
 	}
-	if again := plan.Assign(ts.DemoSpec(), all).Digest(); again != base {
+	if again := plan.Assign(ts.DemoSpec(), all, nil).Digest(); again != base {
 		t.Fatalf("Digest not stable: %s then %s", base, again)
 	}
 	mutations := []struct {
@@ -149,7 +149,7 @@ func TestDigestChanges(t *testing.T) {
 	for _, m := range mutations {
 		s := ts.DemoSpec()
 		alive := m.mutate(s)
-		d := plan.Assign(s, alive).Digest()
+		d := plan.Assign(s, alive, nil).Digest()
 		if prev, ok := seen[d]; ok {
 			t.Errorf("after changing %s, Digest = %s, the same as %s", m.name, d, prev)
 		}
@@ -158,11 +158,11 @@ func TestDigestChanges(t *testing.T) {
 }
 
 func TestCanonicalGolden(t *testing.T) {
-	ts.Golden(t, "demo.plan", plan.Assign(ts.DemoSpec(), []string{"host-a", "host-b", "host-c"}).Canonical())
+	ts.Golden(t, "demo.plan", plan.Assign(ts.DemoSpec(), []string{"host-a", "host-b", "host-c"}, nil).Canonical())
 }
 
 func TestForHost(t *testing.T) {
-	p := plan.Assign(ts.DemoSpec(), []string{"host-a", "host-b", "host-c"})
+	p := plan.Assign(ts.DemoSpec(), []string{"host-a", "host-b", "host-c"}, nil)
 	tests := []struct {
 		node string
 		want []string

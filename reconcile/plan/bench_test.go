@@ -15,7 +15,7 @@ import (
 func BenchmarkDigest(b *testing.B) {
 	for _, n := range []int{1000, 10000} {
 		s := ts.RandomSpec(rand.New(rand.NewPCG(7, uint64(n))), ts.RandomSpecConfig{Balancers: n, Hosts: 100, GuestsPerHost: 10, Targets: 5})
-		p := plan.Assign(s, ts.HostNames(s))
+		p := plan.Assign(s, ts.HostNames(s), nil)
 		b.Run(fmt.Sprintf("%dk", n/1000), func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
@@ -35,7 +35,7 @@ func BenchmarkAssignOnly(b *testing.B) {
 	b.ReportAllocs()
 	cpu := ts.ProcessCPU()
 	for b.Loop() {
-		plan.Assign(s, alive)
+		plan.Assign(s, alive, nil)
 	}
 	b.ReportMetric(float64(ts.ProcessCPU()-cpu)/float64(b.N), "cpu-ns/op")
 }

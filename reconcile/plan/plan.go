@@ -1,7 +1,7 @@
-// Package plan turns a validated spec and the set of alive hosts into the
-// cluster-wide assignment of each balancer's sources and targets: a pure,
-// deterministic function whose result every agent computes alike and proves
-// so by gossiping its Digest. Rendering one host's part of a Plan as rules
+// Package plan turns a validated spec, the set of alive hosts and the
+// reported health of targets into the cluster-wide assignment of each
+// balancer's sources and targets: a pure, deterministic function whose
+// result every agent computes alike and proves so by gossiping its Digest. Rendering one host's part of a Plan as rules
 // is the render package's job, programming them the netfilter package's.
 package plan
 
@@ -18,8 +18,8 @@ import (
 	"weir/spec"
 )
 
-// Plan is the cluster-wide assignment for one (spec revision, alive set). It is a
-// pure function of its inputs: every agent computes byte-identical Plans, and
+// Plan is the cluster-wide assignment for one (spec revision, alive set,
+// health view). It is a pure function of its inputs: every agent computes byte-identical Plans, and
 // Digest proves it over gossip.
 type Plan struct {
 	Alive     []string       `json:"alive"`     // sorted host names counted as alive
@@ -36,7 +36,16 @@ type BalancerPlan struct {
 	Strategy     spec.Strategy `json:"strategy"`
 	SettingHosts []string      `json:"settingHosts"` // hosts whose guests run Source, sorted
 	Sources      []Endpoint    `json:"sources"`      // guests running Source, sorted by (host, guest)
-	Targets      []Target      `json:"targets"`      // alive targets in stable order
+	// FailOpen is set when no target with weight > 0 on an alive host is
+	// healthy, so all of them take part (state unhealthy) rather than none.
+	FailOpen bool `json:"failOpen"`
+	// Targets are the targets taking part, sorted by (host, guest): the ones
+	// rendered into rules.
+	Targets []Target `json:"targets"`
+	// Excluded are the other targets, sorted by (host, guest), each with
+	// the state that keeps it out (unhealthy, drained or down) and share 0.
+	// Render never reads them; they are there for status and the digest.
+	Excluded []Target `json:"excluded"`
 }
 
 // Endpoint is a guest taking part in a balancer.
@@ -46,34 +55,39 @@ type Endpoint struct {
 	Address netip.Addr `json:"address"`
 }
 
-// Target is one alive target guest with its weight and resulting share of new connections.
+// Target is one target guest with its weight, state and resulting share of
+// new connections.
 type Target struct {
 	Endpoint
-	Port   uint16  `json:"port"`
-	Weight int     `json:"weight"`
-	Share  float64 `json:"share"` // Weight / Σ weights of the alive targets
+	Port   uint16      `json:"port"`
+	Weight int         `json:"weight"`
+	State  TargetState `json:"state"`
+	Share  float64     `json:"share"` // Weight / Σ weights of the targets taking part; 0 when excluded
 }
 
 // planEncodingVersion names the canonical encoding Digest hashes. Change it
 // whenever the encoding changes, so agents running different encodings never
 // mistake each other's digests for agreement.
-const planEncodingVersion = "weir-plan/1"
+const planEncodingVersion = "weir-plan/2"
 
 // Canonical returns the canonical encoding of the plan that Digest hashes. It
 // is line-based text, one record per line, fields separated by single spaces,
 // every name quoted with strconv.Quote so no name can forge a separator:
 //
-//	weir-plan/1
+//	weir-plan/2
 //	alive "host-a" "host-b"
 //	sources 0 setting "host-a"
 //	source "host-a" "web-1" 198.19.1.2
 //	end
-//	balancer "frontend-orders" source "frontend" target "orders" frontend "tcp" 198.20.0.10 80 targetPort 8080 strategy "random" sources 0
-//	target "host-b" "orders-1" 198.19.2.2 8080 3
+//	balancer "frontend-orders" source "frontend" target "orders" frontend "tcp" 198.20.0.10 80 targetPort 8080 strategy "random" sources 0 failOpen false
+//	target "host-b" "orders-1" 198.19.2.2 8080 3 healthy
+//	excluded "host-c" "orders-3" 198.19.3.2 8080 0 drained
 //	end
 //
 // Balancers come in plan order (by name), endpoints in plan order (by host
-// and guest). Every distinct list of setting hosts and sources is written
+// and guest). Each target's state is written, so the digest covers the
+// health view as far as it changes the plan: agents that agree on the
+// digest agree on which targets take part. Every distinct list of setting hosts and sources is written
 // once, as a numbered "sources" group, in the order balancers first use it,
 // and balancers refer to it by number: all balancers of one source service
 // share it, and written per balancer the encoding of 10,000 balancers on
@@ -221,17 +235,29 @@ func appendBalancer(b []byte, bp *BalancerPlan, group int) []byte {
 	b = strconv.AppendQuote(b, string(bp.Strategy))
 	b = append(b, " sources "...)
 	b = strconv.AppendInt(b, int64(group), 10)
+	b = append(b, " failOpen "...)
+	b = strconv.AppendBool(b, bp.FailOpen)
 	b = append(b, '\n')
 	for _, t := range bp.Targets {
-		b = append(b, "target "...)
-		b = appendEndpoint(b, t.Endpoint)
-		b = append(b, ' ')
-		b = strconv.AppendUint(b, uint64(t.Port), 10)
-		b = append(b, ' ')
-		b = strconv.AppendInt(b, int64(t.Weight), 10)
-		b = append(b, '\n')
+		b = appendTarget(b, "target ", &t)
+	}
+	for _, t := range bp.Excluded {
+		b = appendTarget(b, "excluded ", &t)
 	}
 	return append(b, "end\n"...)
+}
+
+// appendTarget appends one target line: kind, endpoint, port, weight, state.
+func appendTarget(b []byte, kind string, t *Target) []byte {
+	b = append(b, kind...)
+	b = appendEndpoint(b, t.Endpoint)
+	b = append(b, ' ')
+	b = strconv.AppendUint(b, uint64(t.Port), 10)
+	b = append(b, ' ')
+	b = strconv.AppendInt(b, int64(t.Weight), 10)
+	b = append(b, ' ')
+	b = append(b, t.State.String()...)
+	return append(b, '\n')
 }
 
 func appendEndpoint(b []byte, e Endpoint) []byte {

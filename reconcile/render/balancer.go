@@ -38,9 +38,9 @@ func (r *renderer) renderBalancer(bp *plan.BalancerPlan, srcs []netip.Addr, targ
 	return out
 }
 
-// balancerChains adds the nat chains of a balancer with alive targets and
-// returns the id of the chain the dispatch tree jumps to and, when that is
-// the WEIR-SVC chain, the sources the dispatch leaf must match.
+// balancerChains adds the nat chains of a balancer with targets taking part
+// and returns the id of the chain the dispatch tree jumps to and, when that
+// is the WEIR-SVC chain, the sources the dispatch leaf must match.
 func (r *renderer) balancerChains(bp *plan.BalancerPlan, srcs []netip.Addr, targets []*plan.Target) (int, []netip.Addr) {
 	r.a.key = append(r.a.key[:0], bp.Name...)
 	leaf, leafSrcs := -1, srcs
@@ -109,8 +109,8 @@ func (r *renderer) targetRule(svc int, bp *plan.BalancerPlan, i, n, rest int, t 
 	r.a.rule(sep).proto(proto).comment(bp.Name).dnat(to)
 }
 
-// rejectChains adds the filter chain of a balancer without alive targets and
-// returns its id.
+// rejectChains adds the filter chain of a balancer without targets taking
+// part and returns its id.
 func (r *renderer) rejectChains(bp *plan.BalancerPlan, srcs []netip.Addr) int {
 	r.a.key = append(r.a.key[:0], bp.Name...)
 	c := r.a.hashedChain(tableFilter, kindREJ, r.a.key)

@@ -8,6 +8,7 @@ import (
 	ts "weir/internal/testsupport"
 	"weir/reconcile/plan"
 	"weir/reconcile/render"
+	"weir/spec"
 )
 
 // BenchmarkAssignRender measures what an agent does for every new revision or
@@ -21,7 +22,7 @@ func BenchmarkAssignRender(b *testing.B) {
 			b.ReportAllocs()
 			cpu := ts.ProcessCPU()
 			for b.Loop() {
-				rs := render.Render(plan.Assign(s, alive), "host-042")
+				rs := render.Render(plan.Assign(s, alive, nil), "host-042")
 				if rs.Balancers() != n {
 					b.Fatalf("rendered %d balancers; want %d", rs.Balancers(), n)
 				}
@@ -33,12 +34,44 @@ func BenchmarkAssignRender(b *testing.B) {
 	}
 }
 
+// BenchmarkAssignRenderHealth is BenchmarkAssignRender/10k with a tcp
+// health check on every balancer and one target guest in 20 (on every other
+// host) reported failing, which excludes about 3,000 targets: the cost of
+// looking up each target's check in the health view.
+func BenchmarkAssignRenderHealth(b *testing.B) {
+	const n = 10000
+	s := ts.RandomSpec(rand.New(rand.NewPCG(7, n)), ts.RandomSpecConfig{Balancers: n, Hosts: 100, GuestsPerHost: 10, Targets: 5})
+	for i := range s.Balancers {
+		ts.Check(spec.CheckTCP)(&s.Balancers[i])
+	}
+	var sick []plan.GuestPort
+	for i, g := range s.Guests() {
+		// Guest 7 of every other host: target guests (0 and 1 are sources).
+		if i%20 == 7 {
+			sick = append(sick, plan.GuestPort{Guest: g.Name})
+		}
+	}
+	health, unmatched := plan.UnhealthyGuests(s, sick)
+	if len(unmatched) > 0 {
+		b.Fatalf("%d of the sick guests are no checked target", len(unmatched))
+	}
+	alive := ts.HostNames(s)
+	b.ReportAllocs()
+	cpu := ts.ProcessCPU()
+	for b.Loop() {
+		if rs := render.Render(plan.Assign(s, alive, health), "host-042"); rs.Balancers() != n {
+			b.Fatalf("rendered %d balancers; want %d", rs.Balancers(), n)
+		}
+	}
+	b.ReportMetric(float64(ts.ProcessCPU()-cpu)/float64(b.N), "cpu-ns/op")
+}
+
 // BenchmarkRenderOnly is the Render half of BenchmarkAssignRender/10k (the
 // plan package's BenchmarkAssignOnly is the other), in both dispatch
 // layouts.
 func BenchmarkRenderOnly(b *testing.B) {
 	s := ts.RandomSpec(rand.New(rand.NewPCG(7, 10000)), ts.RandomSpecConfig{Balancers: 10000, Hosts: 100, GuestsPerHost: 10, Targets: 5})
-	p := plan.Assign(s, ts.HostNames(s))
+	p := plan.Assign(s, ts.HostNames(s), nil)
 	for _, m := range []struct {
 		name string
 		opts render.RenderOptions

@@ -41,9 +41,9 @@ func TestRenderCanonicalOnKernel(t *testing.T) {
 		name string
 		rs   *render.Ruleset
 	}{
-		{"tree with dnat", render.Render(plan.Assign(treeSpec(), []string{"host-a", "host-b"}), "host-a")},
-		{"demo with hairpin and odd weights", render.Render(plan.Assign(weightedSpec(ts.Weights(map[string]int{"orders-1": 1, "orders-2": 2, "orders-3": 3})), []string{"host-a", "host-b", "host-c"}), "host-a")},
-		{"reject", render.Render(plan.Assign(ts.DemoSpec(), nil), "host-a")},
+		{"tree with dnat", render.Render(plan.Assign(treeSpec(), []string{"host-a", "host-b"}, nil), "host-a")},
+		{"demo with hairpin and odd weights", render.Render(plan.Assign(weightedSpec(ts.Weights(map[string]int{"orders-1": 1, "orders-2": 2, "orders-3": 3})), []string{"host-a", "host-b", "host-c"}, nil), "host-a")},
+		{"reject", render.Render(plan.Assign(ts.DemoSpec(), nil, nil), "host-a")},
 	}
 	for i, pl := range plans {
 		t.Run(pl.name, func(t *testing.T) {
@@ -147,7 +147,7 @@ func BenchmarkDispatchConnect(b *testing.B) {
 				bals = append(bals, spec.Balancer{Name: fmt.Sprintf("b%05d", i), Source: "client", Target: "orders",
 					Frontend: fe, TargetPort: 8080, Strategy: spec.Random})
 			}
-			rs := render.RenderWith(plan.Assign(ts.Spec(hosts, bals...), []string{"host-a", "host-b"}), "host-a", row.opts)
+			rs := render.RenderWith(plan.Assign(ts.Spec(hosts, bals...), []string{"host-a", "host-b"}, nil), "host-a", row.opts)
 			ns.RunInput(rs.Bytes(), "iptables-restore", "--noflush", "-w")
 			for _, tb := range rs.Tables {
 				for _, j := range tb.Jumps {

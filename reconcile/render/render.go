@@ -23,8 +23,8 @@ const (
 	// MarkMasqChain marks a packet for masquerading (hairpin traffic).
 	MarkMasqChain = "WEIR-MARK-MASQ"
 	// RejectChain is the root of the filter dispatch tree that rejects new
-	// connections to balancers without alive targets; entered from FORWARD
-	// and OUTPUT for new connections only.
+	// connections to balancers without targets taking part; entered from
+	// FORWARD and OUTPUT for new connections only.
 	RejectChain = "WEIR-REJECT"
 )
 
@@ -87,9 +87,9 @@ func Render(p *plan.Plan, node string) *Ruleset {
 // Only balancers for which node is a setting host appear, and only traffic from
 // their source guests on node to the frontend address, protocol and port is
 // touched; everything else falls through every owned chain. Balancers with
-// alive targets are dispatched in nat; those without are rejected in filter
-// (tcp-reset for TCP, icmp-port-unreachable otherwise) rather than left to time
-// out. A target on node itself is marked for masquerading, so its replies come
+// targets taking part (plan.BalancerPlan.Targets; Excluded ones get no rule)
+// are dispatched in nat; those without are rejected in filter (tcp-reset for
+// TCP, icmp-port-unreachable otherwise) rather than left to time out. A target on node itself is marked for masquerading, so its replies come
 // back through the host's conntrack even when source and target share a
 // bridge or are the same guest (kube-proxy's KUBE-MARK-MASQ).
 //

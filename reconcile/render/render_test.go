@@ -81,15 +81,15 @@ func TestRenderGolden(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			rs := render.RenderWith(plan.Assign(tt.spec, tt.alive), tt.node, tt.opts)
+			rs := render.RenderWith(plan.Assign(tt.spec, tt.alive, nil), tt.node, tt.opts)
 			newTracer(t, rs) // structural checks: names, jumps to existing chains, parseable rules
 			got := dump(rs)
 			ts.Golden(t, ""+tt.name+".rules", got)
-			if again := dump(render.RenderWith(plan.Assign(tt.spec, tt.alive), tt.node, tt.opts)); !bytes.Equal(again, got) {
+			if again := dump(render.RenderWith(plan.Assign(tt.spec, tt.alive, nil), tt.node, tt.opts)); !bytes.Equal(again, got) {
 				t.Errorf("rendering twice gave different bytes")
 			}
 			// The whole plan and the host's part of it render the same.
-			if fh := dump(render.RenderWith(plan.Assign(tt.spec, tt.alive).ForHost(tt.node), tt.node, tt.opts)); !bytes.Equal(fh, got) {
+			if fh := dump(render.RenderWith(plan.Assign(tt.spec, tt.alive, nil).ForHost(tt.node), tt.node, tt.opts)); !bytes.Equal(fh, got) {
 				t.Errorf("rendering ForHost(%s) differs from rendering the whole plan", tt.node)
 			}
 		})
@@ -100,16 +100,16 @@ func TestRenderDeterministicUnderShuffle(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	s := ts.RandomSpec(rng, ts.RandomSpecConfig{Balancers: 300, Hosts: 8, GuestsPerHost: 5, Targets: 3})
 	alive := []string{"host-000", "host-002", "host-003", "host-005"}
-	want := render.Render(plan.Assign(s, alive), "host-002").Bytes()
+	want := render.Render(plan.Assign(s, alive, nil), "host-002").Bytes()
 	for i := range 5 {
-		if got := render.Render(plan.Assign(ts.Shuffled(rng, s), alive), "host-002").Bytes(); !bytes.Equal(got, want) {
+		if got := render.Render(plan.Assign(ts.Shuffled(rng, s), alive, nil), "host-002").Bytes(); !bytes.Equal(got, want) {
 			t.Fatalf("shuffle %d: rendered bytes differ", i)
 		}
 	}
 }
 
 func TestRenderShape(t *testing.T) {
-	rs := render.Render(plan.Assign(ts.DemoSpec(), nil), "host-c")
+	rs := render.Render(plan.Assign(ts.DemoSpec(), nil, nil), "host-c")
 	// A host that sets nothing still has every top chain, so its jumps are valid.
 	want := map[string][]string{
 		"filter": {render.RejectChain},
@@ -141,7 +141,7 @@ func TestRenderShape(t *testing.T) {
 }
 
 func TestRenderComments(t *testing.T) {
-	rs := render.Render(plan.Assign(treeSpec(), []string{"host-b"}), "host-a")
+	rs := render.Render(plan.Assign(treeSpec(), []string{"host-b"}, nil), "host-a")
 	for _, tb := range rs.Tables {
 		for _, c := range tb.Chains {
 			for _, r := range c.Rules {
@@ -204,7 +204,7 @@ func TestProbabilities(t *testing.T) {
 	// decimals, and the last rule none.
 	s := ts.DemoSpec()
 	s.Balancers[1].Weights = map[string]int{"orders-1": 1, "orders-2": 2, "orders-3": 5}
-	rs := render.Render(plan.Assign(s, []string{"host-a", "host-b", "host-c"}), "host-b")
+	rs := render.Render(plan.Assign(s, []string{"host-a", "host-b", "host-c"}, nil), "host-b")
 	svc := render.ChainName(render.KindSVC, "frontend-orders")
 	var got []string
 	for _, c := range rs.Tables[1].Chains {
@@ -226,7 +226,7 @@ func TestRenderIPv6LeftOutWithWarning(t *testing.T) {
 	s := ts.DemoSpec()
 	s.Hosts[2].Guests[2].Address = netip.MustParseAddr("2001:db8::3") // orders-3 on host-c
 	s.Balancers = append(s.Balancers, ts.Balancer("v6", "frontend", "orders", "[2001:db8::10]:80/tcp"))
-	p := plan.Assign(s, []string{"host-a", "host-b", "host-c"})
+	p := plan.Assign(s, []string{"host-a", "host-b", "host-c"}, nil)
 	rs := render.Render(p, "host-a")
 	var names []string
 	for _, f := range rs.Flows {

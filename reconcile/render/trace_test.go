@@ -48,7 +48,7 @@ func weightedSpec(opts ...ts.BalancerOpt) *spec.Spec {
 
 func TestTraceWeights(t *testing.T) {
 	s := weightedSpec(ts.Weights(map[string]int{"orders-1": 1, "orders-2": 2, "orders-3": 5}))
-	p := plan.Assign(s, []string{"host-a", "host-b", "host-c"})
+	p := plan.Assign(s, []string{"host-a", "host-b", "host-c"}, nil)
 	for _, m := range dispatchModes {
 		t.Run(m.name, func(t *testing.T) {
 			tr := newTracer(t, render.RenderWith(p, "host-a", m.opts))
@@ -62,7 +62,7 @@ func TestTraceWeights(t *testing.T) {
 }
 
 func TestTraceUntouched(t *testing.T) {
-	p := plan.Assign(weightedSpec(), []string{"host-a", "host-b", "host-c"})
+	p := plan.Assign(weightedSpec(), []string{"host-a", "host-b", "host-c"}, nil)
 	tests := []struct {
 		name string
 		pkt  tracePacket
@@ -101,7 +101,7 @@ func TestTraceRoundRobin(t *testing.T) {
 		if n == 2 {
 			alive = alive[:2]
 		}
-		p := plan.Assign(s, alive)
+		p := plan.Assign(s, alive, nil)
 		tr := newTracer(t, render.Render(p, "host-a"))
 		var seq []string
 		for range 3 * n {
@@ -141,7 +141,7 @@ func TestTraceHairpin(t *testing.T) {
 		ts.Host("host-b", "198.18.0.2",
 			ts.Guest("orders-2", "198.19.2.3", "orders")),
 	}, ts.Balancer("frontend-orders", "frontend", "orders", "198.20.0.10:80/tcp"))
-	tr := newTracer(t, render.Render(plan.Assign(s, []string{"host-a", "host-b"}), "host-a"))
+	tr := newTracer(t, render.Render(plan.Assign(s, []string{"host-a", "host-b"}, nil), "host-a"))
 	got := shares(tr.trace(pkt("198.19.1.2", "198.20.0.10", "tcp", 80)))
 	want := map[string]float64{"198.19.1.2:80 masq": 1.0 / 3, "198.19.1.3:80 masq": 1.0 / 3, "198.19.2.3:80": 1.0 / 3}
 	if !sharesEqual(got, want, 1e-9) {
@@ -150,7 +150,7 @@ func TestTraceHairpin(t *testing.T) {
 }
 
 func TestTraceReject(t *testing.T) {
-	p := plan.Assign(ts.DemoSpec(), nil) // no host alive: no targets anywhere
+	p := plan.Assign(ts.DemoSpec(), nil, nil) // no host alive: no targets anywhere
 	for _, m := range dispatchModes {
 		t.Run(m.name, func(t *testing.T) {
 			tr := newTracer(t, render.RenderWith(p, "host-a", m.opts))
@@ -217,7 +217,7 @@ func TestTreeMatchesLinear(t *testing.T) {
 	// Half the hosts dead, so some balancers lose every target and reject.
 	alive := []string{"host-000", "host-002", "host-003", "host-005", "host-008"}
 	const node = "host-003"
-	p := plan.Assign(s, alive)
+	p := plan.Assign(s, alive, nil)
 	tree := newTracer(t, render.Render(p, node))
 	linear := newTracer(t, render.RenderWith(p, node, render.RenderOptions{Dispatch: render.LinearDispatch}))
 	frontends := map[spec.Frontend]bool{}
@@ -280,7 +280,7 @@ func TestTreeDispatchDepth(t *testing.T) {
 	for i, h := range s.Hosts {
 		all[i] = h.Name
 	}
-	p := plan.Assign(s, all)
+	p := plan.Assign(s, all, nil)
 	tree := newTracer(t, render.Render(p, "host-001"))
 	linear := newTracer(t, render.RenderWith(p, "host-001", render.RenderOptions{Dispatch: render.LinearDispatch}))
 	bound := 2*int(math.Ceil(math.Log2(n))) + 6
@@ -335,7 +335,7 @@ func TestTreeDepthBoundAdversarial(t *testing.T) {
 			}
 		}
 	}
-	p := plan.Assign(ts.Spec(hosts, bs...), []string{"host-a", "host-b"})
+	p := plan.Assign(ts.Spec(hosts, bs...), []string{"host-a", "host-b"}, nil)
 	tr := newTracer(t, render.Render(p, "host-a"))
 	for _, bp := range p.Balancers {
 		got := shares(tr.trace(tracePacket{src: netip.MustParseAddr("198.19.1.2"), dst: bp.Frontend.Address,
@@ -362,7 +362,7 @@ func TestRenderChainLayout(t *testing.T) {
 				ts.Host("host-a", "198.18.0.1", guests...),
 				ts.Host("host-b", "198.18.0.2", ts.Guest("orders-2", "198.19.2.3", "orders"), ts.Guest("orders-3", "198.19.2.4", "orders")),
 			}, ts.Balancer("frontend-orders", "frontend", "orders", "198.20.0.10:80/tcp", ts.Weights(map[string]int{"orders-1": 1, "orders-2": 2, "orders-3": 5})))
-			p := plan.Assign(s, []string{"host-a", "host-b"})
+			p := plan.Assign(s, []string{"host-a", "host-b"}, nil)
 			for _, m := range dispatchModes {
 				rs := render.RenderWith(p, "host-a", m.opts)
 				kinds := map[string]int{}
