@@ -17,6 +17,7 @@ import (
 	"errors"
 	"io/fs"
 	"log/slog"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -51,9 +52,12 @@ type Cluster interface {
 	SetLocal(cluster.NodeState) error
 	// Members returns every member seen, including dead and departed ones.
 	Members() []cluster.Member
-	// AliveHosts returns the names of the non-observer members counted as
-	// alive (alive or suspect).
+	// AliveHosts returns the names of the members that count as alive hosts
+	// (alive or suspect; never observers or strangers).
 	AliveHosts() []string
+	// SetExpected tells the cluster the Hosts (name → address) of the
+	// revision being planned: only members that match one count as alive.
+	SetExpected(revision string, hosts map[string]netip.Addr)
 	// Settled reports whether the node has joined, or has waited out the settle
 	// period without reaching a peer; before that, absence is not evidence of death.
 	Settled() bool
@@ -127,6 +131,8 @@ type Config struct {
 	PassTimeout time.Duration
 	// API limits the HTTP API; see APIConfig.
 	API APIConfig
+	// GossipEncrypted says whether gossip is encrypted; Status reports it.
+	GossipEncrypted bool
 	// SoftMemoryLimit keeps the process's soft memory limit a little above
 	// the live heap after every pass (see memoryGovernor), unless GOMEMLIMIT
 	// is set. It acts on the whole process: the daemon sets it, tests that
@@ -136,10 +142,17 @@ type Config struct {
 	Clock           Clock
 }
 
+// KeyManager runs gossip key operations over the cluster (weir/cluster's
+// *Cluster implements it); the API serves it on /keys.
+type KeyManager interface {
+	KeyOperation(ctx context.Context, op cluster.KeyOp, key []byte) (cluster.KeyReport, error)
+}
+
 // Deps are the adapters the agent drives. Source, Cluster and Syncer are
 // required; Load defaults to a spec.Loader's (which decodes only the files
 // that changed since the previous revision), Planner to ReconcilePlanner and
-// Status to cluster.BuildStatus.
+// Status to cluster.BuildStatus. Keys is optional: without it /keys answers
+// 501.
 type Deps struct {
 	Source  source.Source
 	Load    LoadFunc
@@ -147,6 +160,7 @@ type Deps struct {
 	Planner Planner
 	Syncer  Syncer
 	Status  StatusFunc
+	Keys    KeyManager
 }
 
 // revisionSpec is one validated revision.

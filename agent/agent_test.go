@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -195,6 +196,12 @@ func TestRestartAppliesPersistedLastGood(t *testing.T) {
 			}
 			if got := h.cl.hintList(); len(got) > 0 && slices.Contains(got, revisionOf(specA)) {
 				t.Errorf("restored revision was hinted: %v", got)
+			}
+			h.cl.mu.Lock()
+			rev := h.cl.expectedRev
+			h.cl.mu.Unlock()
+			if rev != revisionOf(specA) {
+				t.Errorf("the cluster expects the Hosts of %.12s; want the persisted %.12s", rev, revisionOf(specA))
 			}
 		})
 	}
@@ -443,5 +450,18 @@ func TestFetchRetrySurvivesReplan(t *testing.T) {
 	})
 	if st := h.a.State(); st.Error != "" {
 		t.Errorf("after the retry State().Error = %q; want empty", st.Error)
+	}
+}
+
+// TestTellsTheClusterItsHosts checks that the cluster learns the Hosts of a
+// revision before it is planned, so that only they count as alive.
+func TestTellsTheClusterItsHosts(t *testing.T) {
+	h := newHarness(t, Config{}, newFakeSource(specA), newFakeCluster(true, "h1", "h2", "h3"), &fakeSyncer{}).start()
+	h.waitRules("WEIR-fo", "orders-1", "orders-2")
+	h.cl.mu.Lock()
+	rev, hosts := h.cl.expectedRev, slices.Sorted(maps.Keys(h.cl.expected))
+	h.cl.mu.Unlock()
+	if rev != revisionOf(specA) || !slices.Equal(hosts, []string{"h1", "h2", "h3"}) {
+		t.Errorf("SetExpected(%.12s, %v); want %.12s and h1, h2, h3", rev, hosts, revisionOf(specA))
 	}
 }

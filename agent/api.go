@@ -70,13 +70,16 @@ func (c APIConfig) withDefaults() APIConfig {
 }
 
 // Handler returns the agent's HTTP API: GET /status, GET /healthz, POST
-// /refresh and GET /metrics, behind the concurrency limit and the body cap.
-// Every check that can refuse a request runs before its body is read.
+// /refresh, GET /metrics, and GET /keys with POST /keys/{op} (keys.go),
+// behind the concurrency limit and the body cap. Every check that can
+// refuse a request runs before its body is read.
 func (a *Agent) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /status", a.requireToken(http.HandlerFunc(a.handleStatus)))
 	mux.HandleFunc("GET /healthz", a.handleHealthz)
 	mux.HandleFunc("POST /refresh", a.handleRefresh)
+	mux.Handle("GET /keys", a.requireToken(http.HandlerFunc(a.handleKeys)))
+	mux.Handle("POST /keys/{op}", a.requireToken(http.HandlerFunc(a.handleKeyOp)))
 	metrics := promhttp.HandlerFor(a.metrics.registry, promhttp.HandlerOpts{Registry: a.metrics.registry})
 	mux.Handle("GET /metrics", a.requireToken(metrics))
 	return a.limit(a.capBody(mux))

@@ -281,7 +281,7 @@ func TestStatusJSONShape(t *testing.T) {
 		{Name: "h1", Address: "198.18.0.1:7946", State: cluster.StateAlive},
 		{Name: "h2", Address: "198.18.0.2:7946", State: cluster.StateAlive},
 	}
-	h := newHarnessDeps(t, Config{}, Deps{Source: newFakeSource(specA), Load: fakeLoad, Cluster: cl, Planner: PlannerFunc(fakePlan), Syncer: &fakeSyncer{}})
+	h := newHarnessDeps(t, Config{GossipEncrypted: true}, Deps{Source: newFakeSource(specA), Load: fakeLoad, Cluster: cl, Planner: PlannerFunc(fakePlan), Syncer: &fakeSyncer{}})
 	srv := httptest.NewServer(h.a.Handler())
 	defer srv.Close()
 
@@ -294,11 +294,11 @@ func TestStatusJSONShape(t *testing.T) {
 		t.Fatalf("GET /status: %v in %s", err, body)
 	}
 	got := slices.Sorted(maps.Keys(obj))
-	want := []string{"converged", "error", "healthReason", "healthy", "latest", "members", "node", "reason", "revision", "settled"}
+	want := []string{"converged", "error", "gossipEncrypted", "healthReason", "healthy", "latest", "members", "node", "reason", "revision", "settled"}
 	if !slices.Equal(got, want) {
 		t.Errorf("GET /status fields = %v; want %v\n%s", got, want, body)
 	}
-	for k, v := range map[string]string{"node": `"h1"`, "latest": `""`, "revision": `""`, "settled": "false", "error": `""`, "converged": "false"} {
+	for k, v := range map[string]string{"node": `"h1"`, "latest": `""`, "revision": `""`, "settled": "false", "error": `""`, "converged": "false", "gossipEncrypted": "true"} {
 		if string(obj[k]) != v {
 			t.Errorf("GET /status %s = %s; want %s", k, obj[k], v)
 		}

@@ -341,6 +341,9 @@ type fakeCluster struct {
 	changes chan struct{}
 	hints   chan string
 	members []cluster.Member
+	// expected is what SetExpected was last told, by revision.
+	expected    map[string]netip.Addr
+	expectedRev string
 }
 
 func newFakeCluster(settled bool, alive ...string) *fakeCluster {
@@ -364,6 +367,12 @@ func (c *fakeCluster) AliveHosts() []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return slices.Clone(c.alive)
+}
+
+func (c *fakeCluster) SetExpected(rev string, hosts map[string]netip.Addr) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.expectedRev, c.expected = rev, hosts
 }
 
 func (c *fakeCluster) Settled() bool {

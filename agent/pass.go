@@ -77,6 +77,7 @@ func (a *Agent) apply(ctx context.Context, cand *revisionSpec, resync, force, ho
 		// and wait.
 		return
 	}
+	a.expect(target)
 	alive := a.alive(target.spec)
 	d := a.deps.Planner.Plan(target.spec, alive, a.cfg.Node)
 	if cand == nil && !force && applyErr == nil && applied.revision == target.revision && applied.digest == d.Digest {
@@ -235,5 +236,6 @@ func (a *Agent) restore() {
 	a.mu.Lock()
 	a.good = &revisionSpec{revision: rev, spec: s, fsys: fsys}
 	a.mu.Unlock()
+	a.expect(a.good)
 	a.log.Info("restored the last good revision from the state directory", "revision", rev)
 }

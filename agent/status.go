@@ -70,5 +70,6 @@ func (a *Agent) Status() Status {
 		HealthReason: h.Reason,
 	}
 	s.Status.Latest = st.Latest
+	s.Status.GossipEncrypted = a.cfg.GossipEncrypted
 	return s
 }

@@ -2,10 +2,13 @@ package cluster
 
 import (
 	"bytes"
+	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -24,38 +27,68 @@ type Cluster struct {
 	mlLog     *logWriter
 	now       func() time.Time
 	ml        *memberlist.Memberlist
+	keyring   *memberlist.Keyring // nil without encryption
 	queue     *memberlist.TransmitLimitedQueue
 	numNodes  atomic.Int64 // alive nodes including self, read by the broadcast queue
 	localAddr string
+	localIP   netip.Addr
 	settleAt  time.Time
+	// incarnation is this run's random id, announced in the meta: receivers
+	// take this node's messages only with it (see acceptance.go).
+	incarnation uint64
+	keyMu       sync.Mutex    // serializes keyring changes and their persisting
+	keyWorkers  chan struct{} // bounds the key requests served at once
 
-	mu       sync.Mutex
-	local    NodeState
-	meta     []byte
-	members  map[string]*memberRec // other nodes, by name
-	hints    map[string]hintRec    // newest hint per origin (self included)
-	recent   map[string]time.Time  // revisions hinted or delivered, for dedupe
-	errTexts map[string]errRec     // newest error text per origin
-	leaves   map[string]uint64     // leave intents per origin
-	lastSeq  uint64
-	settled  bool
-	left     bool
-	closed   bool
+	mu          sync.Mutex
+	local       NodeState
+	meta        []byte
+	members     map[string]*memberRec // other nodes, by name
+	expected    *expectedHosts        // the Hosts of the applied revision; nil before one
+	ownHint     hintRec               // this node's newest hint
+	ownErrSeq   uint64                // counter of the message that sent local.Error
+	pendingHint string                // newest hint not yet delivered (rate limit)
+	hintBucket  tokenBucket           // rate limit of hint deliveries
+	unconfirmed map[string]time.Time  // delivered hints no host has applied yet
+	recent      map[string]time.Time  // revisions hinted or delivered, for dedupe
+	keyOps      map[uint64]*keyOpWait // key operations this node started, by id
+	seenKeyOps  []uint64              // ids of the last key requests served, to serve each once
+	lastSeq     uint64
+	settled     bool
+	left        bool
+	closed      bool
 
-	raw     chan struct{} // undebounced change signals
-	changes chan struct{}
-	hintsCh chan string
-	update  chan struct{} // meta changed: re-announce
-	done    chan struct{}
-	wg      sync.WaitGroup
-	stop    sync.Once
+	raw      chan struct{} // undebounced change signals
+	changes  chan struct{}
+	hintWake chan struct{} // pendingHint was set
+	hintsCh  chan string
+	update   chan struct{} // meta changed: re-announce
+	done     chan struct{}
+	wg       sync.WaitGroup
+	stop     sync.Once
 }
 
+// memberRec is another node as this one knows it. Its meta is decoded once,
+// when memberlist reports it; origin holds what the node said by user
+// message during its current incarnation.
 type memberRec struct {
-	addr  string
-	state State
-	meta  []byte
-	since time.Time
+	addr    string
+	ip      netip.Addr
+	state   State
+	meta    []byte
+	decoded nodeMeta
+	metaErr error
+	since   time.Time
+	origin  originRec
+}
+
+// originRec is what one origin's current incarnation has said: the highest
+// counter taken in, and the newest hint, error text and leave intent.
+type originRec struct {
+	inc   uint64
+	top   uint64
+	hint  hintRec
+	err   errRec
+	leave uint64 // counter of its leave intent; 0 when it has not said goodbye
 }
 
 type hintRec struct {
@@ -84,13 +117,10 @@ func New(cfg Config) (*Cluster, error) {
 	d := &delegate{c}
 	mc.Delegate, mc.Events, mc.Conflict = d, d, d
 
-	if len(cfg.Keys) == 0 {
-		c.log.Warn("GOSSIP ENCRYPTION IS OFF: anyone who can reach the gossip port can read the cluster and join it; give --gossip-key-file (see `weir keygen`)",
+	c.keyring = mc.Keyring
+	if c.keyring == nil {
+		c.log.Warn("GOSSIP ENCRYPTION IS OFF: anyone who can reach the gossip port can read the cluster, join it and forge membership; give --gossip-key-file (see `weir keygen`)",
 			"node", cfg.Node)
-	}
-	c.settleAt = c.now()
-	if cfg.SettleTime > 0 {
-		c.settleAt = c.settleAt.Add(cfg.SettleTime)
 	}
 
 	ml, err := memberlist.Create(mc)
@@ -101,16 +131,18 @@ func New(cfg Config) (*Cluster, error) {
 	c.ml = ml
 	self := ml.LocalNode()
 	c.localAddr = net.JoinHostPort(self.Addr.String(), strconv.Itoa(int(self.Port)))
+	c.localIP = ipOf(self.Addr)
 	seeds := cfg.seeds(c.localAddr)
 	c.log.Info("gossip started", "node", cfg.Node, "addr", c.localAddr, "cluster", cfg.Label,
 		"profile", cfg.Profile, "encrypted", len(cfg.Keys) > 0, "observer", cfg.Observer, "join", seeds)
 
-	c.wg.Add(5)
+	c.wg.Add(6)
 	go c.debounceLoop()
 	go c.settleLoop()
 	go c.joinLoop(seeds)
 	go c.updateLoop()
 	go c.reapLoop()
+	go c.hintLoop()
 	return c, nil
 }
 
@@ -118,28 +150,46 @@ func New(cfg Config) (*Cluster, error) {
 // memberlist exists.
 func newCluster(cfg Config, lw *logWriter, retransmitMult int) *Cluster {
 	c := &Cluster{
-		cfg:      cfg,
-		log:      cfg.Logger,
-		mlLog:    lw,
-		now:      cfg.Now,
-		members:  map[string]*memberRec{},
-		hints:    map[string]hintRec{},
-		recent:   map[string]time.Time{},
-		errTexts: map[string]errRec{},
-		leaves:   map[string]uint64{},
-		raw:      make(chan struct{}, 1),
-		changes:  make(chan struct{}, 1),
-		hintsCh:  make(chan string, 1),
-		update:   make(chan struct{}, 1),
-		done:     make(chan struct{}),
+		cfg:         cfg,
+		log:         cfg.Logger,
+		mlLog:       lw,
+		now:         cfg.Now,
+		incarnation: newIncarnation(),
+		hintBucket:  newTokenBucket(cfg.HintBurst, cfg.HintInterval, cfg.Now()),
+		members:     map[string]*memberRec{},
+		recent:      map[string]time.Time{},
+		unconfirmed: map[string]time.Time{},
+		keyOps:      map[uint64]*keyOpWait{},
+		keyWorkers:  make(chan struct{}, keyWorkers),
+		raw:         make(chan struct{}, 1),
+		changes:     make(chan struct{}, 1),
+		hintWake:    make(chan struct{}, 1),
+		hintsCh:     make(chan string, 1),
+		update:      make(chan struct{}, 1),
+		done:        make(chan struct{}),
+	}
+	c.settleAt = c.now()
+	if cfg.SettleTime > 0 {
+		c.settleAt = c.settleAt.Add(cfg.SettleTime)
 	}
 	c.numNodes.Store(1)
-	c.meta, _ = encodeMeta(metaFromState(NodeState{}, cfg.Observer)) // cannot fail: empty strings
+	c.meta, _ = encodeMeta(metaFromState(NodeState{}, cfg.Observer, c.incarnation)) // cannot fail: empty strings
 	c.queue = &memberlist.TransmitLimitedQueue{
 		NumNodes:       func() int { return int(c.numNodes.Load()) },
 		RetransmitMult: retransmitMult,
 	}
 	return c
+}
+
+// newIncarnation returns a random non-zero id for this run of the node.
+func newIncarnation() uint64 {
+	for {
+		var b [8]byte
+		rand.Read(b[:]) // never fails (crypto/rand)
+		if v := binary.BigEndian.Uint64(b[:]); v != 0 {
+			return v
+		}
+	}
 }
 
 // SetLocal announces this node's state. The meta (revision, digest, counts,
@@ -148,7 +198,7 @@ func newCluster(cfg Config, lw *logWriter, retransmitMult int) *Cluster {
 // push/pull syncs. Announcing the same state again costs nothing.
 func (c *Cluster) SetLocal(s NodeState) error {
 	s.Error = truncateUTF8(s.Error, maxErrorText)
-	enc, err := encodeMeta(metaFromState(s, c.cfg.Observer))
+	enc, err := encodeMeta(metaFromState(s, c.cfg.Observer, c.incarnation))
 	if err != nil {
 		return fmt.Errorf("announcing state of %s: %w", c.cfg.Node, err)
 	}
@@ -158,10 +208,10 @@ func (c *Cluster) SetLocal(s NodeState) error {
 		return ErrClosed
 	}
 	changed := !bytes.Equal(enc, c.meta)
+	c.confirmLocked(s.Revision)
 	if s.Error != c.local.Error {
-		seq := c.nextSeqLocked()
-		c.errTexts[c.cfg.Node] = errRec{seq: seq, text: s.Error}
-		c.queue.QueueBroadcast(newBroadcast(message{Kind: msgError, Origin: c.cfg.Node, Seq: seq, Payload: s.Error}, nil))
+		c.ownErrSeq = c.nextSeqLocked()
+		c.queue.QueueBroadcast(newBroadcast(c.ownMessage(msgError, c.ownErrSeq, s.Error), nil))
 	}
 	c.local, c.meta = s, enc
 	c.mu.Unlock()
@@ -171,23 +221,23 @@ func (c *Cluster) SetLocal(s NodeState) error {
 	return nil
 }
 
-// nextSeqLocked returns a sequence number for a message from this node:
-// increasing, and (being based on the clock) larger than what this node sent
-// before a restart, so receivers do not drop its first messages as old.
+// nextSeqLocked returns the next counter for a message from this node: 1,
+// 2, 3 … within this incarnation, so receivers need no clock to order them.
 func (c *Cluster) nextSeqLocked() uint64 {
-	seq := uint64(c.now().UnixNano())
-	if seq <= c.lastSeq {
-		seq = c.lastSeq + 1
-	}
-	c.lastSeq = seq
-	return seq
+	c.lastSeq++
+	return c.lastSeq
+}
+
+// ownMessage is a message from this node.
+func (c *Cluster) ownMessage(kind byte, seq uint64, payload string) message {
+	return message{Kind: kind, Origin: c.cfg.Node, Inc: c.incarnation, Seq: seq, Payload: payload}
 }
 
 // Settled reports whether this node's member view can be trusted to say who
-// is alive: true once it has seen a peer that is not an observer, or once
-// SettleTime has passed since New without one (it is alone, or its seeds are
-// all down). Until then a caller must not treat unseen hosts as dead.
-// It never goes back to false.
+// is alive: true once it has seen a peer that is neither an observer nor a
+// stranger, or once SettleTime has passed since New without one (it is
+// alone, or its seeds are all down). Until then a caller must not treat
+// unseen hosts as dead. It never goes back to false.
 func (c *Cluster) Settled() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -200,37 +250,6 @@ func (c *Cluster) Settled() bool {
 // latest DebounceMax after the first change, so a flapping node cannot cause
 // a storm. This node's own SetLocal does not fire it.
 func (c *Cluster) Changes() <-chan struct{} { return c.changes }
-
-// Hint tells the other nodes that this node fetched revision, so they fetch
-// too. Only the newest hint of each node travels. A revision this node has
-// already hinted, or has just been hinted by another node, is not hinted again
-// (within HintTTL): otherwise every node fetching a revision because of a hint
-// would hint it back to everyone.
-func (c *Cluster) Hint(revision string) {
-	if revision == "" {
-		return
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed || c.left || c.recentLocked(revision) {
-		return
-	}
-	seq := c.nextSeqLocked()
-	now := c.now()
-	c.recent[revision] = now
-	c.hints[c.cfg.Node] = hintRec{seq: seq, revision: revision, at: now}
-	c.queue.QueueBroadcast(newBroadcast(message{Kind: msgHint, Origin: c.cfg.Node, Seq: seq, Payload: revision}, nil))
-}
-
-func (c *Cluster) recentLocked(revision string) bool {
-	at, ok := c.recent[revision]
-	return ok && c.now().Sub(at) < c.cfg.HintTTL
-}
-
-// Hints delivers revisions hinted by other nodes (buffer 1, the latest wins).
-// A hint is only a reason to fetch: it never carries specs, and the caller
-// must apply only what it fetched and validated itself.
-func (c *Cluster) Hints() <-chan string { return c.hintsCh }
 
 // LocalAddr is the "IP:PORT" other nodes reach this one at.
 func (c *Cluster) LocalAddr() string { return c.localAddr }
@@ -253,7 +272,7 @@ func (c *Cluster) Leave(timeout time.Duration) error {
 
 	deadline := c.now().Add(timeout)
 	sent := make(chan struct{}, 1)
-	c.queue.QueueBroadcast(newBroadcast(message{Kind: msgLeave, Origin: c.cfg.Node, Seq: seq}, sent))
+	c.queue.QueueBroadcast(newBroadcast(c.ownMessage(msgLeave, seq, ""), sent))
 	if c.ml.NumMembers() > 1 {
 		// Give the intent a head start over memberlist's own leave message,
 		// so most nodes know it is a departure when the node disappears.

@@ -55,7 +55,6 @@ func testConfig(name string, join ...string) Config {
 		JoinBackoff:    50 * time.Millisecond,
 		JoinBackoffMax: 200 * time.Millisecond,
 		RejoinInterval: 200 * time.Millisecond,
-		UpdateTimeout:  500 * time.Millisecond,
 	}
 }
 

@@ -27,7 +27,10 @@ const (
 	DefaultRejoinInterval = 10 * time.Second
 	DefaultHintTTL        = 2 * time.Minute
 	DefaultReapAfter      = 24 * time.Hour
-	DefaultUpdateTimeout  = 100 * time.Millisecond
+	DefaultReannounce     = time.Second
+	DefaultHintBurst      = 3
+	DefaultHintInterval   = 3 * time.Second
+	DefaultKeyOpTimeout   = 5 * time.Second
 )
 
 // Config says how a node joins the gossip cluster. Zero durations take the
@@ -65,11 +68,24 @@ type Config struct {
 	JoinBackoffMax time.Duration // cap of the doubling delay (default 30s)
 	RejoinInterval time.Duration // how often a joined node checks it is not alone (default 10s)
 	HintTTL        time.Duration // how long hints are remembered and re-synced (default 2m)
-	ReapAfter      time.Duration // how long dead and left members stay listed (default 24h)
-	// UpdateTimeout bounds how long a meta update waits to see its broadcast
-	// sent (default 100ms). The update is applied and queued either way; the
-	// wait only decides whether a debug line says "not yet confirmed".
-	UpdateTimeout time.Duration
+	// HintBurst hinted revisions are delivered at once, then one per
+	// HintInterval; hints arriving faster coalesce into the newest
+	// (defaults 3 and 3s: 200 hints in 10 s make at most 6 fetches).
+	HintBurst    int
+	HintInterval time.Duration
+	ReapAfter    time.Duration // how long dead and left members stay listed (default 24h)
+	// Reannounce is how long after the last change of its state the node
+	// announces it once more (default 1s; negative: never), so that a node
+	// that missed the first broadcast has it within about 1.5 s. Sooner, it
+	// would compete with the first broadcast's own retransmissions.
+	Reannounce time.Duration
+	// KeyringFile, when set, is where key operations (InstallKey, UseKey,
+	// RemoveKey, by this node or sent by another) persist this node's
+	// keyring, mode 0600, so a restart keeps the rotated keys.
+	KeyringFile string
+	// KeyOpTimeout bounds how long a cluster-wide key operation waits for
+	// the members' answers (default 5s).
+	KeyOpTimeout time.Duration
 	// Tune, if set, may adjust the memberlist configuration last; tests use
 	// it to shrink probe and gossip intervals.
 	Tune func(*memberlist.Config)
@@ -104,7 +120,12 @@ func (cfg *Config) defaults() error {
 	def(&cfg.RejoinInterval, DefaultRejoinInterval)
 	def(&cfg.HintTTL, DefaultHintTTL)
 	def(&cfg.ReapAfter, DefaultReapAfter)
-	def(&cfg.UpdateTimeout, DefaultUpdateTimeout)
+	def(&cfg.Reannounce, DefaultReannounce)
+	def(&cfg.HintInterval, DefaultHintInterval)
+	def(&cfg.KeyOpTimeout, DefaultKeyOpTimeout)
+	if cfg.HintBurst <= 0 {
+		cfg.HintBurst = DefaultHintBurst
+	}
 	for i, k := range cfg.Keys {
 		if err := memberlist.ValidateKey(k); err != nil {
 			return fmt.Errorf("gossip key %d: %w", i+1, err)

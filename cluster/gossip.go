@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"encoding/json"
 	"maps"
 	"slices"
 	"time"
@@ -17,9 +16,13 @@ func (c *Cluster) nodeMeta(limit int) []byte {
 	return append([]byte(nil), c.meta...)
 }
 
-// receive takes in a user message gossiped by another node and passes it on
-// when it was new.
+// receive takes in a user message from another node: a gossiped message,
+// passed on when it was new, or a key operation or its answer.
 func (c *Cluster) receive(b []byte) {
+	if len(b) > 0 && (b[0] == msgKeyOp || b[0] == msgKeyReply) {
+		c.receiveKeyMessage(b)
+		return
+	}
 	m, err := decodeMessage(b)
 	if err != nil {
 		c.log.Debug("dropping gossip message", "err", err)
@@ -27,110 +30,86 @@ func (c *Cluster) receive(b []byte) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.applyLocked(m, c.now()) {
+	if c.takeLocked(m, c.now()) {
 		c.queue.QueueBroadcast(newBroadcast(m, nil))
 	}
 }
 
-// applyLocked takes in a message from another node and reports whether it
-// was new (and so worth passing on).
-func (c *Cluster) applyLocked(m message, at time.Time) bool {
-	if m.Origin == c.cfg.Node || c.closed {
-		return false
-	}
-	switch m.Kind {
-	case msgHint:
-		if h, ok := c.hints[m.Origin]; ok && h.seq >= m.Seq {
-			return false
-		}
-		c.hints[m.Origin] = hintRec{seq: m.Seq, revision: m.Payload, at: at}
-		if !c.recentLocked(m.Payload) {
-			c.recent[m.Payload] = c.now()
-			offerLatest(c.hintsCh, m.Payload)
-		}
-		return true
-	case msgError:
-		if e, ok := c.errTexts[m.Origin]; ok && e.seq >= m.Seq {
-			return false
-		}
-		c.errTexts[m.Origin] = errRec{seq: m.Seq, text: m.Payload}
-		signal(c.raw)
-		return true
-	case msgLeave:
-		if s, ok := c.leaves[m.Origin]; ok && s >= m.Seq {
-			return false
-		}
-		c.leaves[m.Origin] = m.Seq
-		if r, ok := c.members[m.Origin]; ok && r.state == StateDead {
-			// memberlist's leave message overtook the intent.
-			r.state = StateLeft
-			signal(c.raw)
-		}
-		return true
-	}
-	return false
-}
-
-// localState is this node's part of a push/pull state sync: live hints,
-// error texts, and the members that are gone with their leave intents.
+// localState is this node's part of a push/pull state sync: its own and the
+// counted members' live hints and error texts, and the members that are gone
+// with their leave intents.
 func (c *Cluster) localState() []byte {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := c.now()
-	st := pushState{V: 1}
-	for _, origin := range slices.Sorted(maps.Keys(c.hints)) {
-		h := c.hints[origin]
-		if age := now.Sub(h.at); age < c.cfg.HintTTL {
-			st.Hints = append(st.Hints, pushHint{Origin: origin, Seq: h.seq, Revision: h.revision, AgeMS: age.Milliseconds()})
-		}
-	}
-	for _, origin := range slices.Sorted(maps.Keys(c.errTexts)) {
-		if e := c.errTexts[origin]; e.text != "" {
-			st.Errors = append(st.Errors, pushError{Origin: origin, Seq: e.seq, Text: e.text})
-		}
-	}
+	var st pushState
+	c.addOwnStateLocked(&st, now)
 	for _, name := range slices.Sorted(maps.Keys(c.members)) {
 		r := c.members[name]
-		if r.state == StateAlive || c.expiredLocked(r, now) {
-			continue
-		}
-		st.Gone = append(st.Gone, pushMember{Name: name, Address: r.addr, State: r.state, Meta: r.meta})
-		if seq, ok := c.leaves[name]; ok && r.state == StateLeft {
-			st.Leaves = append(st.Leaves, pushLeave{Origin: name, Seq: seq})
+		switch {
+		case c.expiredLocked(r, now):
+		case r.state == StateAlive:
+			if !r.decoded.Observer && c.strangerLocked(name, r) == "" {
+				c.addOriginLocked(&st, name, r, now)
+			}
+		default:
+			st.Gone = append(st.Gone, pushMember{Name: name, Address: r.addr, State: r.state, Meta: r.meta})
+			if r.state == StateLeft && r.origin.leave > 0 {
+				st.Messages = append(st.Messages, pushMessage{Msg: message{Kind: msgLeave, Origin: name, Inc: r.origin.inc, Seq: r.origin.leave}})
+			}
 		}
 	}
-	b, err := json.Marshal(st)
-	if err != nil { // cannot happen for these types
-		return nil
+	if len(st.Messages) > maxPushEntries/2 || len(st.Gone) > maxPushEntries/2 {
+		// Cannot happen with counted members only; a receiver would refuse it.
+		st.Messages, st.Gone = st.Messages[:min(len(st.Messages), maxPushEntries/2)], st.Gone[:min(len(st.Gone), maxPushEntries/2)]
 	}
-	return b
+	return st.encode()
 }
 
+// addOwnStateLocked adds this node's live hint and error text.
+func (c *Cluster) addOwnStateLocked(st *pushState, now time.Time) {
+	if h := c.ownHint; h.seq > 0 && now.Sub(h.at) < c.cfg.HintTTL {
+		st.Messages = append(st.Messages, pushMessage{AgeMS: ageMS(now.Sub(h.at)), Msg: c.ownMessage(msgHint, h.seq, h.revision)})
+	}
+	if c.local.Error != "" && c.ownErrSeq > 0 {
+		st.Messages = append(st.Messages, pushMessage{Msg: c.ownMessage(msgError, c.ownErrSeq, c.local.Error)})
+	}
+}
+
+// addOriginLocked adds what member name has said: its live hint and error text.
+func (c *Cluster) addOriginLocked(st *pushState, name string, r *memberRec, now time.Time) {
+	o := r.origin
+	if o.hint.seq > 0 && now.Sub(o.hint.at) < c.cfg.HintTTL {
+		m := message{Kind: msgHint, Origin: name, Inc: o.inc, Seq: o.hint.seq, Payload: o.hint.revision}
+		st.Messages = append(st.Messages, pushMessage{AgeMS: ageMS(now.Sub(o.hint.at)), Msg: m})
+	}
+	if o.err.seq > 0 && o.err.text != "" {
+		st.Messages = append(st.Messages, pushMessage{Msg: message{Kind: msgError, Origin: name, Inc: o.inc, Seq: o.err.seq, Payload: o.err.text}})
+	}
+}
+
+func ageMS(d time.Duration) uint64 { return uint64(max(d, 0).Milliseconds()) }
+
 // mergeRemoteState takes in another node's push/pull state as if its parts
-// had arrived as gossip messages.
+// had arrived as gossip messages, under the same acceptance rules.
 func (c *Cluster) mergeRemoteState(buf []byte) {
 	if len(buf) == 0 {
 		return
 	}
-	var st pushState
-	if err := json.Unmarshal(buf, &st); err != nil || st.V != 1 {
-		c.log.Debug("ignoring push/pull state", "err", err, "version", st.V)
+	st, err := decodePushState(buf)
+	if err != nil {
+		c.log.Debug("ignoring push/pull state", "err", err)
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := c.now()
-	for _, e := range st.Errors {
-		c.applyLocked(message{Kind: msgError, Origin: e.Origin, Seq: e.Seq, Payload: truncateUTF8(e.Text, maxErrorText)}, now)
-	}
-	for _, l := range st.Leaves {
-		c.applyLocked(message{Kind: msgLeave, Origin: l.Origin, Seq: l.Seq}, now)
-	}
-	for _, h := range st.Hints {
-		age := time.Duration(h.AgeMS) * time.Millisecond
-		if age >= 0 && age < c.cfg.HintTTL {
-			c.applyLocked(message{Kind: msgHint, Origin: h.Origin, Seq: h.Seq, Payload: h.Revision}, now.Add(-age))
+	for _, pm := range st.Messages {
+		age := time.Duration(min(pm.AgeMS, uint64(c.cfg.HintTTL.Milliseconds()))) * time.Millisecond
+		if pm.Msg.Kind == msgHint && age >= c.cfg.HintTTL {
+			continue
 		}
+		c.takeLocked(pm.Msg, now.Add(-age))
 	}
 	for _, g := range st.Gone {
 		c.introduceGoneLocked(g, now)
@@ -144,9 +123,11 @@ func (c *Cluster) introduceGoneLocked(g pushMember, now time.Time) {
 	if _, known := c.members[g.Name]; known || g.Name == c.cfg.Node {
 		return
 	}
-	if g.State != StateDead && g.State != StateLeft {
-		return
+	if len(c.members) >= maxPushEntries {
+		return // a bound on what second-hand reports may make this node hold
 	}
-	c.members[g.Name] = &memberRec{addr: g.Address, state: g.State, meta: g.Meta, since: now}
+	r := &memberRec{addr: g.Address, ip: ipOfAddr(g.Address), state: g.State, since: now}
+	c.setMetaLocked(r, g.Meta)
+	c.members[g.Name] = r
 	signal(c.raw)
 }

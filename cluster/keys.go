@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
+	"os"
 	"strings"
 )
 
@@ -15,20 +16,35 @@ import (
 // -192 or -256); blank lines and lines starting with # are ignored. The first
 // key encrypts everything this node sends; every key in the file is tried when
 // decrypting. A node whose keys share nothing with the cluster's cannot read
-// or be read, so it never appears in anyone's members.
+// or be read, so it never appears in anyone's members. Like an ssh private
+// key, a key file that group or others may read or write is refused.
 //
-// Rotating to a new key without a partition:
-//
-//  1. Generate it with `weir keygen` and APPEND it to every node's key file;
-//     restart (or reload) each agent. Every node now accepts both keys but
-//     still encrypts with the old one.
-//  2. Once every node has the new key, move it to the FIRST line of every
-//     file and restart each agent. Nodes now encrypt with the new key; nodes
-//     not yet restarted still accept it because of step 1.
-//  3. Once every node encrypts with the new key, delete the old line from
-//     every file and restart each agent.
-//
-// Skipping step 1 on any node cuts that node off until it gets the key.
+// Keys rotate over the running cluster with KeyOperation (`weir keys
+// install`, `use`, `remove`; README.md): every host applies the operation
+// to its keyring and persists the keyring in its state directory, which
+// takes precedence over --gossip-key-file on the next start.
+
+// ReadKeyFile reads and parses a key file, refusing one whose mode lets
+// group or others read or write it, as ssh refuses an unprotected private
+// key.
+func ReadKeyFile(name string) ([][]byte, error) {
+	fi, err := os.Stat(name)
+	if err != nil {
+		return nil, fmt.Errorf("reading gossip key file: %w", err)
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return nil, fmt.Errorf("gossip key file %s has mode %#o: group or others may read or write it, so the key is not secret; run chmod 600 %s", name, perm, name)
+	}
+	data, err := os.ReadFile(name)
+	if err != nil {
+		return nil, fmt.Errorf("reading gossip key file: %w", err)
+	}
+	keys, err := ParseKeys(data)
+	if err != nil {
+		return nil, fmt.Errorf("gossip key file %s: %w", name, err)
+	}
+	return keys, nil
+}
 
 // ParseKeys reads a key file: one base64 key per line, blank lines and
 // #-comments ignored. It returns the keys in file order (the first is the

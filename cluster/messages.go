@@ -20,9 +20,20 @@ const (
 	msgLeave byte = 'l' // origin is leaving on purpose: report it left, not dead
 )
 
-// maxErrorText bounds an error text on the wire, so that one message fits in a
-// gossip packet (memberlist's UDPBufferSize is 1400 bytes) beside the others.
-const maxErrorText = 512
+// Bounds of a user message, checked on receipt before anything is
+// allocated. maxErrorText keeps one message inside a gossip packet
+// (memberlist's UDPBufferSize is 1400 bytes) beside the others.
+const (
+	maxErrorText = 512
+	maxName      = 128 // a node name: a DNS label for hosts, longer for observers
+	maxMessage   = 1 + 8 + binary.MaxVarintLen64 + 2*binary.MaxVarintLen16 + maxName + maxErrorText
+)
+
+// maxSeqJump is how far above the highest counter seen from an origin's
+// incarnation a message may be. An origin sends a message per state change
+// or fetched revision, so a real gap never comes near it; a counter beyond
+// it is a forgery meant to make receivers ignore the origin's real messages.
+const maxSeqJump = 1 << 20
 
 // truncateUTF8 cuts s to at most max bytes, on a rune boundary, ending in "…"
 // when it cut.
@@ -38,66 +49,70 @@ func truncateUTF8(s string, max int) string {
 	return s[:cut] + ell
 }
 
-// message is one decoded user message. Seq orders messages from one origin:
-// a receiver keeps only the highest it has seen.
+// message is one decoded user message. Inc is the origin's incarnation (its
+// meta announces it) and Seq a counter within it, from 1: a receiver keeps
+// the highest counter of each kind it has seen from the origin's current
+// incarnation.
 type message struct {
 	Kind    byte
 	Origin  string
+	Inc     uint64
 	Seq     uint64
 	Payload string
 }
 
+// encode renders m as kind(1) inc(8) seq(uvarint) origin payload, each
+// string a uvarint length and its bytes.
 func (m message) encode() []byte {
-	b := make([]byte, 0, 16+len(m.Origin)+len(m.Payload))
+	b := make([]byte, 0, 24+len(m.Origin)+len(m.Payload))
 	b = append(b, m.Kind)
+	b = binary.BigEndian.AppendUint64(b, m.Inc)
 	b = binary.AppendUvarint(b, m.Seq)
-	b = binary.AppendUvarint(b, uint64(len(m.Origin)))
-	b = append(b, m.Origin...)
-	b = binary.AppendUvarint(b, uint64(len(m.Payload)))
-	return append(b, m.Payload...)
+	b = appendString(b, m.Origin)
+	return appendString(b, m.Payload)
 }
 
 var errBadMessage = errors.New("malformed gossip message")
 
-func decodeMessage(b []byte) (message, error) {
-	var m message
-	if len(b) < 1 {
-		return m, errBadMessage
+// maxPayload is the longest payload a message kind may carry: a revision
+// for a hint, an error text, nothing for a leave intent.
+func maxPayload(kind byte) (int, bool) {
+	switch kind {
+	case msgHint:
+		return maxMetaString, true
+	case msgError:
+		return maxErrorText, true
+	case msgLeave:
+		return 0, true
 	}
-	m.Kind = b[0]
-	b = b[1:]
-	seq, k := binary.Uvarint(b)
-	if k <= 0 {
-		return m, errBadMessage
-	}
-	m.Seq = seq
-	b = b[k:]
-	origin, b, ok := readString(b)
-	if !ok {
-		return m, errBadMessage
-	}
-	payload, b, ok := readString(b)
-	if !ok || len(b) != 0 {
-		return m, errBadMessage
-	}
-	m.Origin, m.Payload = origin, payload
-	switch m.Kind {
-	case msgHint, msgError, msgLeave:
-	default:
-		return m, fmt.Errorf("gossip message kind %q: %w", m.Kind, errBadMessage)
-	}
-	if m.Origin == "" {
-		return m, fmt.Errorf("gossip message without origin: %w", errBadMessage)
-	}
-	return m, nil
+	return 0, false
 }
 
-func readString(b []byte) (string, []byte, bool) {
-	n, k := binary.Uvarint(b)
-	if k <= 0 || uint64(len(b)-k) < n {
-		return "", nil, false
+// decodeMessage parses what encode wrote, refusing anything longer than
+// maxMessage, an unknown kind, strings over their bounds, a zero incarnation
+// or counter, an empty origin and trailing bytes.
+func decodeMessage(b []byte) (message, error) {
+	var m message
+	if len(b) < 10 || len(b) > maxMessage {
+		return m, fmt.Errorf("gossip message of %d bytes: %w", len(b), errBadMessage)
 	}
-	return string(b[k : k+int(n)]), b[k+int(n):], true
+	m.Kind = b[0]
+	limit, ok := maxPayload(m.Kind)
+	if !ok {
+		return m, fmt.Errorf("gossip message kind %q: %w", m.Kind, errBadMessage)
+	}
+	r := wireReader{b: b[1:]}
+	m.Inc = r.uint64()
+	m.Seq = r.uvarint()
+	m.Origin = r.string(maxName)
+	m.Payload = r.string(limit)
+	if err := r.end(); err != nil {
+		return message{}, fmt.Errorf("gossip message %q: %w: %w", m.Kind, errBadMessage, err)
+	}
+	if m.Origin == "" || m.Inc == 0 || m.Seq == 0 {
+		return message{}, fmt.Errorf("gossip message without origin, incarnation or counter: %w", errBadMessage)
+	}
+	return m, nil
 }
 
 // broadcast is a queued user message. It is a memberlist.NamedBroadcast named
@@ -136,43 +151,4 @@ func (b *broadcast) Finished() {
 		default:
 		}
 	}
-}
-
-// pushState is the user part of a push/pull state sync: what gossip may have
-// missed. Ages, not timestamps, travel, so clock skew between nodes does not
-// matter.
-type pushState struct {
-	V      int          `json:"v"`
-	Hints  []pushHint   `json:"hints,omitempty"`
-	Errors []pushError  `json:"errors,omitempty"`
-	Leaves []pushLeave  `json:"leaves,omitempty"`
-	Gone   []pushMember `json:"gone,omitempty"`
-}
-
-type pushHint struct {
-	Origin   string `json:"o"`
-	Seq      uint64 `json:"s"`
-	Revision string `json:"r"`
-	AgeMS    int64  `json:"age"`
-}
-
-type pushError struct {
-	Origin string `json:"o"`
-	Seq    uint64 `json:"s"`
-	Text   string `json:"t"`
-}
-
-type pushLeave struct {
-	Origin string `json:"o"`
-	Seq    uint64 `json:"s"`
-}
-
-// pushMember is a dead or departed member, so that a node joining later (an
-// observer in particular) also lists the members that are gone; memberlist's
-// own state sync does not introduce unknown dead nodes.
-type pushMember struct {
-	Name    string `json:"n"`
-	Address string `json:"a"`
-	State   State  `json:"st"`
-	Meta    []byte `json:"m,omitempty"`
 }

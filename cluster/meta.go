@@ -5,14 +5,17 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"math"
 	"strings"
+
+	"github.com/hashicorp/memberlist"
 )
 
 // metaVersion is the first byte of every node meta this code writes. A node
-// that reads a version it does not know reports the member with an error
-// instead of guessing, so mixed versions show up in `weir status` as not
-// converged rather than as silently wrong numbers.
-const metaVersion = 1
+// that reads a version it does not know lists the member as a stranger with
+// the reason instead of guessing, so mixed versions show up in `weir status`
+// rather than as silently wrong numbers. Version 2 added the incarnation.
+const metaVersion = 2
 
 // maxMetaString bounds the revision and digest carried in node meta. With both
 // at this bound the encoding stays near 300 bytes, well under memberlist's
@@ -40,11 +43,16 @@ var ErrMetaTooLarge = errors.New("node state too large for gossip meta")
 
 // nodeMeta is what one node announces in its memberlist meta.
 type nodeMeta struct {
-	Observer  bool
-	Revision  string
-	Digest    string
-	Balancers int
-	Rules     int
+	Observer bool
+	// Incarnation is chosen at random when the node starts and never
+	// changes while it runs: the node's user messages carry it, and a
+	// receiver takes a message only for the incarnation the origin's
+	// current meta announces, so a restarted node's counters start afresh.
+	Incarnation uint64
+	Revision    string
+	Digest      string
+	Balancers   int
+	Rules       int
 	// ErrorCRC is the CRC-32 (IEEE) of the error text, 0 when healthy. The
 	// text itself travels by broadcast and push/pull; the checksum lets a
 	// receiver tell whether the text it holds is the one this meta refers to.
@@ -66,21 +74,22 @@ func errorCRC(text string) uint32 {
 	return c
 }
 
-func metaFromState(s NodeState, observer bool) nodeMeta {
+func metaFromState(s NodeState, observer bool, incarnation uint64) nodeMeta {
 	return nodeMeta{
-		Observer:  observer,
-		Revision:  s.Revision,
-		Digest:    s.Digest,
-		Balancers: s.Balancers,
-		Rules:     s.Rules,
-		ErrorCRC:  errorCRC(s.Error),
-		HasError:  s.Error != "",
+		Observer:    observer,
+		Incarnation: incarnation,
+		Revision:    s.Revision,
+		Digest:      s.Digest,
+		Balancers:   s.Balancers,
+		Rules:       s.Rules,
+		ErrorCRC:    errorCRC(s.Error),
+		HasError:    s.Error != "",
 	}
 }
 
 // encodeMeta renders m in the compact binary form:
 //
-//	version(1) flags(1) revision digest balancers(varint) rules(varint) [errorCRC(4)]
+//	version(1) flags(1) incarnation(8) revision digest balancers(uvarint) rules(uvarint) [errorCRC(4)]
 //
 // where each string is a tag byte (raw, hex, "dir:"+hex) followed by a uvarint
 // length and the bytes.
@@ -91,6 +100,9 @@ func encodeMeta(m nodeMeta) ([]byte, error) {
 	if len(m.Digest) > maxMetaString {
 		return nil, fmt.Errorf("digest of %d bytes (max %d): %w", len(m.Digest), maxMetaString, ErrMetaTooLarge)
 	}
+	if m.Balancers < 0 || m.Rules < 0 {
+		return nil, fmt.Errorf("negative counts %d balancers, %d rules", m.Balancers, m.Rules)
+	}
 	b := make([]byte, 0, 96)
 	var flags byte
 	if m.Observer {
@@ -100,10 +112,11 @@ func encodeMeta(m nodeMeta) ([]byte, error) {
 		flags |= flagError
 	}
 	b = append(b, metaVersion, flags)
+	b = binary.BigEndian.AppendUint64(b, m.Incarnation)
 	b = appendMetaString(b, m.Revision)
 	b = appendMetaString(b, m.Digest)
-	b = binary.AppendVarint(b, int64(m.Balancers))
-	b = binary.AppendVarint(b, int64(m.Rules))
+	b = binary.AppendUvarint(b, uint64(m.Balancers))
+	b = binary.AppendUvarint(b, uint64(m.Rules))
 	if m.HasError {
 		b = binary.BigEndian.AppendUint32(b, m.ErrorCRC)
 	}
@@ -162,93 +175,73 @@ func toHex(b []byte) string {
 	return string(out)
 }
 
-// decodeMeta parses what encodeMeta wrote.
+// decodeMeta parses what encodeMeta wrote. It reads at most
+// memberlist.MetaMaxSize bytes and refuses trailing bytes, unknown flags,
+// strings over maxMetaString and counts that do not fit an int32.
 func decodeMeta(b []byte) (nodeMeta, error) {
 	var m nodeMeta
-	if len(b) < 2 {
-		return m, fmt.Errorf("node meta of %d bytes is too short", len(b))
+	if len(b) < 2 || len(b) > memberlist.MetaMaxSize {
+		return m, fmt.Errorf("node meta of %d bytes: want 2 to %d", len(b), memberlist.MetaMaxSize)
 	}
 	if b[0] != metaVersion {
 		return m, fmt.Errorf("node meta version %d not understood (this weir reads %d)", b[0], metaVersion)
 	}
 	flags := b[1]
+	if flags&^(flagObserver|flagError) != 0 {
+		return m, fmt.Errorf("node meta flags %#x not understood", flags)
+	}
 	m.Observer = flags&flagObserver != 0
 	m.HasError = flags&flagError != 0
-	r := metaReader{b: b[2:]}
-	m.Revision = r.str()
-	m.Digest = r.str()
-	m.Balancers = int(r.varint())
-	m.Rules = int(r.varint())
+	r := wireReader{b: b[2:]}
+	m.Incarnation = r.uint64()
+	m.Revision = metaString(&r)
+	m.Digest = metaString(&r)
+	m.Balancers = metaCount(&r)
+	m.Rules = metaCount(&r)
 	if m.HasError {
-		m.ErrorCRC = r.uint32()
+		if crc := r.fixed(4); crc != nil {
+			m.ErrorCRC = binary.BigEndian.Uint32(crc)
+		}
 	}
-	if r.err != nil {
-		return nodeMeta{}, fmt.Errorf("decoding node meta: %w", r.err)
+	if err := r.end(); err != nil {
+		return nodeMeta{}, fmt.Errorf("decoding node meta: %w", err)
 	}
 	return m, nil
 }
 
-// metaReader reads the meta fields in order and remembers the first error,
-// so decodeMeta can read every field and check once.
-type metaReader struct {
-	b   []byte
-	err error
-}
-
-var errShortMeta = errors.New("truncated")
-
-func (r *metaReader) str() string {
-	if r.err != nil || len(r.b) < 1 {
-		r.fail()
+// metaString reads a tagged meta string (raw, hex or "dir:"+hex) of at
+// most maxMetaString bytes once expanded.
+func metaString(r *wireReader) string {
+	tag := r.byte()
+	payload := r.bytes(maxMetaString)
+	if r.err != nil {
 		return ""
 	}
-	tag := r.b[0]
-	r.b = r.b[1:]
-	n, k := binary.Uvarint(r.b)
-	if k <= 0 || uint64(len(r.b)-k) < n {
-		r.fail()
-		return ""
-	}
-	payload := r.b[k : k+int(n)]
-	r.b = r.b[k+int(n):]
+	var s string
 	switch tag {
 	case strRaw:
-		return string(payload)
+		s = string(payload)
 	case strHex:
-		return toHex(payload)
+		s = toHex(payload)
 	case strDirHex:
-		return "dir:" + toHex(payload)
+		s = "dir:" + toHex(payload)
 	default:
-		r.err = fmt.Errorf("unknown string tag %d", tag)
+		r.fail(fmt.Errorf("unknown string tag %d", tag))
 		return ""
 	}
+	if len(s) > maxMetaString {
+		r.fail(fmt.Errorf("string of %d bytes (max %d)", len(s), maxMetaString))
+		return ""
+	}
+	return s
 }
 
-func (r *metaReader) varint() int64 {
-	if r.err != nil {
+// metaCount reads a balancer or rule count: a uvarint that fits an int32.
+func metaCount(r *wireReader) int {
+	v := r.uvarint()
+	if v > math.MaxInt32 {
+		r.fail(fmt.Errorf("count %d out of range", v))
 		return 0
 	}
-	v, k := binary.Varint(r.b)
-	if k <= 0 {
-		r.fail()
-		return 0
-	}
-	r.b = r.b[k:]
-	return v
-}
-
-func (r *metaReader) uint32() uint32 {
-	if r.err != nil || len(r.b) < 4 {
-		r.fail()
-		return 0
-	}
-	v := binary.BigEndian.Uint32(r.b)
-	r.b = r.b[4:]
-	return v
-}
-
-func (r *metaReader) fail() {
-	if r.err == nil {
-		r.err = errShortMeta
-	}
+	return int(v)
 }

@@ -14,7 +14,7 @@ func (c *Cluster) expiredLocked(r *memberRec, now time.Time) bool {
 }
 
 // reap deletes the members that have been dead or departed for longer than
-// ReapAfter.
+// ReapAfter, with everything they said, and forgets old hinted revisions.
 func (c *Cluster) reap() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -24,6 +24,7 @@ func (c *Cluster) reap() {
 			delete(c.members, name)
 		}
 	}
+	c.pruneRecentLocked(now)
 }
 
 // reapLoop reaps every reapInterval until shutdown.

@@ -36,7 +36,6 @@ func TestSimulation(t *testing.T) {
 		cfg.Tune = nil
 		cfg.Debounce = 200 * time.Millisecond
 		cfg.RejoinInterval = 10 * time.Second
-		cfg.UpdateTimeout = 2 * time.Second
 		return cfg
 	}
 	began := time.Now()

@@ -24,6 +24,9 @@ type Status struct {
 	Latest string `json:"latest,omitempty"`
 	// Reason says why the cluster has not converged; empty when it has.
 	Reason string `json:"reason,omitempty"`
+	// GossipEncrypted says whether the node's gossip is encrypted (false
+	// only with --insecure-gossip); the agent or observer sets it.
+	GossipEncrypted bool `json:"gossipEncrypted"`
 }
 
 // MemberStatus is one member in a Status. Observers are not listed: they are
@@ -37,12 +40,19 @@ type MemberStatus struct {
 	Balancers int    `json:"balancers"`
 	Rules     int    `json:"rules"`
 	Error     string `json:"error"`
+	// Stranger says why the member does not count as a host; it never
+	// counts for convergence or plans (README.md).
+	Stranger string `json:"stranger,omitempty"`
 }
 
-// Alive reports whether a member counts as alive (suspect does).
+// Alive reports whether a member is alive (suspect is).
 func (m MemberStatus) Alive() bool {
 	return m.State == string(StateAlive) || m.State == string(StateSuspect)
 }
+
+// Counts reports whether a member counts as an alive host: alive and not a
+// stranger.
+func (m MemberStatus) Counts() bool { return m.Alive() && m.Stranger == "" }
 
 // ErrorLine returns the first line of the member's error, cut to at most n
 // runes with "…".
@@ -59,13 +69,14 @@ func (m MemberStatus) ErrorLine(n int) string {
 // BuildStatus summarizes members for display. revision is the local agent's
 // applied revision; empty (an observer has none) means the revision most alive
 // members report. Converged means: at least one alive member, and every alive
-// (or suspect) non-observer member reports that revision, one common digest,
-// and no error. Dead and left members are listed but do not count.
+// (or suspect) member that counts reports that revision, one common digest,
+// and no error. Dead and left members and strangers are listed but do not
+// count.
 func BuildStatus(revision string, members []Member) Status {
 	s := Status{Revision: revision, Members: memberStatuses(members)}
 	var alive []MemberStatus
 	for _, m := range s.Members {
-		if m.Alive() {
+		if m.Counts() {
 			alive = append(alive, m)
 		}
 	}
@@ -87,7 +98,7 @@ func memberStatuses(members []Member) []MemberStatus {
 		out = append(out, MemberStatus{
 			Name: m.Name, Address: m.Address, State: string(m.State),
 			Revision: m.Revision, Digest: m.Digest,
-			Balancers: m.Balancers, Rules: m.Rules, Error: m.Error,
+			Balancers: m.Balancers, Rules: m.Rules, Error: m.Error, Stranger: m.Stranger,
 		})
 	}
 	slices.SortFunc(out, func(a, b MemberStatus) int { return strings.Compare(a.Name, b.Name) })
@@ -141,6 +152,45 @@ func (s Status) Current() (bool, string) {
 		return false, fmt.Sprintf("newest fetched revision %s is not applied (still on %s)", ShortRevision(s.Latest), ShortRevision(s.Revision))
 	}
 	return true, ""
+}
+
+// OnRevision reports whether the cluster has converged on rev, a full or
+// abbreviated revision (MatchRevision), and if not, why: what `weir status
+// --wait --revision` waits for. A newer fetched revision does not matter.
+func (s Status) OnRevision(rev string) (bool, string) {
+	if !s.Converged {
+		return false, s.Reason
+	}
+	if !MatchRevision(s.Revision, rev) {
+		return false, fmt.Sprintf("converged on %s, not %s", ShortRevision(s.Revision), rev)
+	}
+	return true, ""
+}
+
+// MatchRevision reports whether revision is want or starts with it: want
+// may be a commit id or "dir:" and a tree hash, in full or abbreviated to
+// at least 4 hex digits, in either case.
+func MatchRevision(revision, want string) bool {
+	want = strings.ToLower(want)
+	if revision == want {
+		return revision != ""
+	}
+	return ValidRevisionPrefix(want) && strings.HasPrefix(revision, want)
+}
+
+// ValidRevisionPrefix reports whether want can name a revision: a commit id
+// or "dir:" and a tree hash, at least 4 hex digits.
+func ValidRevisionPrefix(want string) bool {
+	want = strings.TrimPrefix(strings.ToLower(want), "dir:")
+	if len(want) < 4 || len(want) > maxMetaString {
+		return false
+	}
+	for _, c := range want {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // mostCommon returns the most frequent non-empty key, the smallest on a tie,

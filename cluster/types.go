@@ -30,5 +30,15 @@ type Member struct {
 	Address  string // "IP:PORT"
 	State    State
 	Observer bool // a `weir status --join` observer: never a host, never in a plan
+	// Stranger says why the member does not count as a host (its meta is
+	// not understood, its name is not a Host of the applied revision, or it
+	// gossips from another address than that Host's); empty when it counts.
+	Stranger string
 	NodeState
+}
+
+// Counts reports whether the member counts as an alive host: alive (or
+// suspect), not an observer, not a stranger.
+func (m Member) Counts() bool {
+	return (m.State == StateAlive || m.State == StateSuspect) && !m.Observer && m.Stranger == ""
 }

@@ -124,28 +124,35 @@ func TestInvalidPushKeepsLastGoodRevision(t *testing.T) {
 	bad["broken.yaml"] = brokenBalancer
 	c2 := e.push("broken", bad)
 	fileLine := regexp.MustCompile(`broken\.yaml:\d+: `)
+	// Every member's error must reach every member's status within seconds
+	// of the last agent reporting its own, not at the next push/pull.
+	var allOwn time.Time
 	err := testsupport.Eventually(e.ctx, waitFor, 200*time.Millisecond, func() error {
+		own, problem := 0, error(nil)
 		for _, h := range e.lab.Hosts {
 			st, err := e.weir.Status(e.ctx, h)
 			if err != nil {
 				return err
 			}
-			for _, m := range st.Members {
-				if m.Revision != c1 {
-					return fmt.Errorf("%s sees %s on %.12s; want the last good %.12s", h.Name, m.Name, m.Revision, c1)
-				}
-				if !fileLine.MatchString(m.Error) {
-					return fmt.Errorf("%s sees %s error %q; want broken.yaml:LINE: message", h.Name, m.Name, m.Error)
-				}
+			if m, _ := st.Member(h.Name); fileLine.MatchString(m.Error) {
+				own++
 			}
-			if st.Converged {
-				return fmt.Errorf("%s: converged with errors reported", h.Name)
+			if err := invalidPushSeen(h, st, c1, fileLine); err != nil && problem == nil {
+				problem = err
 			}
 		}
-		return nil
+		if own == len(e.lab.Hosts) && allOwn.IsZero() {
+			allOwn = time.Now()
+		}
+		return problem
 	})
 	if err != nil {
 		t.Fatalf("after invalid push %.12s: %v", c2, err)
+	}
+	spread := time.Since(allOwn)
+	figure(t, "every agent reports its own error → every status shows every error", spread, "")
+	if spread > 5*time.Second {
+		t.Errorf("errors took %v to reach every status after every agent reported its own; want seconds", spread)
 	}
 	m, _ := e.status(e.host("host-a")).Member("host-b")
 	t.Logf("error reported: %s", m.Error)
@@ -167,6 +174,23 @@ func TestInvalidPushKeepsLastGoodRevision(t *testing.T) {
 	}
 	r = e.dial(e.lab.Guest(1, 1), "tcp", frontend, 400)
 	assertSplit(t, "400 connections after the fix (1:3)", r, map[string]float64{"orders-1": 0.25, "orders-2": 0.75})
+}
+
+// invalidPushSeen checks that host h's status shows every member on the last
+// good revision with a FILE:LINE error, and not converged.
+func invalidPushSeen(h *lab.Host, st lab.Status, good string, fileLine *regexp.Regexp) error {
+	for _, m := range st.Members {
+		if m.Revision != good {
+			return fmt.Errorf("%s sees %s on %.12s; want the last good %.12s", h.Name, m.Name, m.Revision, good)
+		}
+		if !fileLine.MatchString(m.Error) {
+			return fmt.Errorf("%s sees %s error %q; want broken.yaml:LINE: message", h.Name, m.Name, m.Error)
+		}
+	}
+	if st.Converged {
+		return fmt.Errorf("%s: converged with errors reported", h.Name)
+	}
+	return nil
 }
 
 // TestHandFlushIsRepaired: flushing weir's chains by hand is repaired within

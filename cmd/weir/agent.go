@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -32,6 +31,7 @@ type agentOptions struct {
 	backend, logFormat, logLevel      string
 	poll, resync, settle, minInterval time.Duration
 	fetchTimeout                      time.Duration
+	insecureGossip                    bool
 }
 
 // agentFlags declares the flags of `weir agent` on a new FlagSet.
@@ -45,7 +45,8 @@ func agentFlags(o *agentOptions, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.branch, "branch", source.DefaultBranch, "Git branch to follow")
 	fs.StringVar(&o.path, "path", "", "directory of the specs inside the repository")
 	fs.StringVar(&o.dir, "dir", "", "local directory of specs, watched for changes (instead of --repo)")
-	fs.StringVar(&o.gossipKeyFile, "gossip-key-file", "", "file of base64 gossip keys, one a line: the first encrypts, all decrypt")
+	fs.StringVar(&o.gossipKeyFile, "gossip-key-file", "", "file of base64 gossip keys, one a line, mode 0600: the first encrypts, all decrypt (required unless --insecure-gossip)")
+	fs.BoolVar(&o.insecureGossip, "insecure-gossip", false, "gossip in clear text: anyone who reaches the gossip port can forge membership and steer traffic")
 	fs.StringVar(&o.clusterName, "cluster", "", "cluster name; agents with another name never merge with this cluster")
 	fs.StringVar(&o.gossipProfile, "gossip-profile", "lan", "memberlist timing profile: lan, local or wan")
 	fs.StringVar(&o.api, "api", "127.0.0.1:7947", "HTTP API address (/status, /metrics, /healthz, /refresh)")
@@ -93,6 +94,12 @@ func (o *agentOptions) check(fs *flag.FlagSet) error {
 				errs = append(errs, fmt.Errorf("--%s needs --repo, not --dir", name))
 			}
 		}
+	}
+	switch {
+	case o.gossipKeyFile == "" && !o.insecureGossip:
+		errs = append(errs, errors.New("--gossip-key-file is required: gossip says which hosts are alive, and so where traffic goes; create a key with `weir keygen > key; chmod 600 key` and give it to every agent (or run unencrypted with --insecure-gossip)"))
+	case o.gossipKeyFile != "" && o.insecureGossip:
+		errs = append(errs, errors.New("--gossip-key-file and --insecure-gossip exclude each other"))
 	}
 	if o.gitPasswordFile != "" && o.sshKey != "" {
 		errs = append(errs, errors.New("--ssh-key and --git-password-file exclude each other"))
@@ -161,16 +168,10 @@ func runAgent(ctx context.Context, args []string, _, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "weir agent:", err)
 		return exitUsage
 	}
-	var keys [][]byte
-	if o.gossipKeyFile != "" {
-		b, err := os.ReadFile(o.gossipKeyFile)
-		if err == nil {
-			keys, err = cluster.ParseKeys(b)
-		}
-		if err != nil {
-			fmt.Fprintf(stderr, "weir agent: gossip key file %s: %v\n", o.gossipKeyFile, err)
-			return exitUsage
-		}
+	keys, err := gossipKeys(o, log)
+	if err != nil {
+		fmt.Fprintln(stderr, "weir agent:", err)
+		return exitUsage
 	}
 	if err := startAgent(ctx, o, api, keys, log); err != nil {
 		log.Error("agent stopped", "err", err)
@@ -203,11 +204,15 @@ func startAgent(ctx context.Context, o agentOptions, api agent.APIConfig, keys [
 	}
 	defer ln.Close()
 
-	cl, err := cluster.New(cluster.Config{
+	cfg := cluster.Config{
 		Node: o.node, Bind: o.bind, Advertise: o.advertise, Join: splitList(o.join), Keys: keys,
 		Label: o.clusterName, Profile: o.gossipProfile, SettleTime: o.settle,
 		Logger: log.With("component", "cluster"),
-	})
+	}
+	if len(keys) > 0 {
+		cfg.KeyringFile = keyringFile(o.stateDir)
+	}
+	cl, err := cluster.New(cfg)
 	if err != nil {
 		return fmt.Errorf("gossip: %w", err)
 	}
@@ -215,8 +220,8 @@ func startAgent(ctx context.Context, o agentOptions, api agent.APIConfig, keys [
 
 	a, err := agent.New(agent.Config{
 		Node: o.node, StateDir: o.stateDir, Resync: o.resync, MinInterval: o.minInterval,
-		FetchTimeout: o.fetchTimeout, API: api, Logger: log, SoftMemoryLimit: true,
-	}, agent.Deps{Source: src, Cluster: cl, Syncer: agent.NewSyncer(syncer)})
+		FetchTimeout: o.fetchTimeout, API: api, GossipEncrypted: len(keys) > 0, Logger: log, SoftMemoryLimit: true,
+	}, agent.Deps{Source: src, Cluster: cl, Syncer: agent.NewSyncer(syncer), Keys: cl})
 	if err != nil {
 		return err
 	}

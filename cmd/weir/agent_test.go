@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"weir/cluster"
 	"weir/internal/testsupport"
 )
 
@@ -31,7 +32,7 @@ func TestAgentFlagErrors(t *testing.T) {
 		env  map[string]string
 		want []string // substrings of stderr
 	}{
-		{"nothing", nil, nil, []string{"--node is required", "--bind is required", "one of --repo or --dir is required"}},
+		{"nothing", nil, nil, []string{"--node is required", "--bind is required", "one of --repo or --dir is required", "--gossip-key-file is required"}},
 		{"both sources", []string{"--node", "a", "--bind", "127.0.0.1:7946", "--dir", dir, "--repo", "file:///x"}, nil, []string{"--repo and --dir exclude each other"}},
 		{"git flag with dir", []string{"--node", "a", "--bind", "127.0.0.1:7946", "--dir", dir, "--verify-keys", "k.asc"}, nil, []string{"--verify-keys needs --repo"}},
 		{"public api without secret", []string{"--node", "a", "--bind", "127.0.0.1:7946", "--dir", dir, "--api", "0.0.0.0:7947"}, nil, []string{"not loopback requires --webhook-secret-file"}},
@@ -40,12 +41,16 @@ func TestAgentFlagErrors(t *testing.T) {
 		{"bad log level", []string{"--node", "a", "--bind", "127.0.0.1:7946", "--dir", dir, "--log-level", "loud"}, nil, []string{"--log-level \"loud\""}},
 		{"bad duration", []string{"--node", "a", "--bind", "127.0.0.1:7946", "--dir", dir, "--resync", "0s"}, nil, []string{"--resync must be positive"}},
 		{"extra argument", []string{"--node", "a", "--bind", "127.0.0.1:7946", "--dir", dir, "specs"}, nil, []string{"unexpected arguments"}},
-		{"env stands for flags", []string{"--bind", "127.0.0.1:7946", "--dir", dir}, map[string]string{"WEIR_NODE": "a", "WEIR_API": "198.18.0.1:7947"}, []string{"--api 198.18.0.1:7947"}},
-		{"missing secret file", []string{"--node", "a", "--bind", "127.0.0.1:7946", "--dir", dir, "--webhook-secret-file", filepath.Join(dir, "nope")}, nil, []string{"reading webhook secret"}},
+		{"env stands for flags", []string{"--bind", "127.0.0.1:7946", "--dir", dir, "--insecure-gossip"}, map[string]string{"WEIR_NODE": "a", "WEIR_API": "198.18.0.1:7947"}, []string{"--api 198.18.0.1:7947"}},
+		{"missing secret file", []string{"--node", "a", "--bind", "127.0.0.1:7946", "--dir", dir, "--insecure-gossip", "--webhook-secret-file", filepath.Join(dir, "nope")}, nil, []string{"reading webhook secret"}},
+		{"no gossip key", []string{"--node", "a", "--bind", "127.0.0.1:7946", "--dir", dir}, nil, []string{"--gossip-key-file is required", "weir keygen > key; chmod 600 key", "--insecure-gossip"}},
+		{"key and insecure", []string{"--node", "a", "--bind", "127.0.0.1:7946", "--dir", dir, "--insecure-gossip", "--gossip-key-file", agentKeyFile(t, 0o600)}, nil, []string{"exclude each other"}},
+		{"bad key file", []string{"--node", "a", "--bind", "127.0.0.1:7946", "--dir", dir, "--state-dir", dir, "--gossip-key-file", agentWriteTemp(t, "not base64!\n")}, nil, []string{"gossip key file", "not base64"}},
+		{"world-readable key file", []string{"--node", "a", "--bind", "127.0.0.1:7946", "--dir", dir, "--state-dir", dir, "--gossip-key-file", agentKeyFile(t, 0o644)}, nil, []string{"has mode 0644", "chmod 600"}},
+		{"group-writable keyring", []string{"--node", "a", "--bind", "127.0.0.1:7946", "--dir", dir, "--state-dir", agentStateWithKeyring(t, 0o660), "--gossip-key-file", agentKeyFile(t, 0o600)}, nil, []string{"keyring has mode 0660", "chmod 600"}},
 		{"public api without token", []string{"--node", "a", "--bind", "127.0.0.1:7946", "--dir", dir, "--api", "0.0.0.0:7947", "--webhook-secret-file", filepath.Join(dir, "nope")}, nil, []string{"not loopback requires --webhook-secret-file and --api-token-file"}},
-		{"missing token file", []string{"--node", "a", "--bind", "127.0.0.1:7946", "--dir", dir, "--api-token-file", filepath.Join(dir, "nope")}, nil, []string{"reading API token"}},
+		{"missing token file", []string{"--node", "a", "--bind", "127.0.0.1:7946", "--dir", dir, "--insecure-gossip", "--api-token-file", filepath.Join(dir, "nope")}, nil, []string{"reading API token"}},
 		{"fetch timeout", []string{"--node", "a", "--bind", "127.0.0.1:7946", "--dir", dir, "--fetch-timeout", "0s"}, nil, []string{"--fetch-timeout must be positive"}},
-		{"bad key file", []string{"--node", "a", "--bind", "127.0.0.1:7946", "--dir", dir, "--gossip-key-file", agentWriteTemp(t, "not base64!\n")}, nil, []string{"gossip key file"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -62,6 +67,65 @@ func TestAgentFlagErrors(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// agentKeyFile writes a new gossip key file with mode perm.
+func agentKeyFile(t *testing.T, perm os.FileMode) string {
+	t.Helper()
+	key, err := cluster.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := agentWriteTemp(t, key+"\n")
+	if err := os.Chmod(p, perm); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// agentStateWithKeyring returns a state directory holding a persisted
+// keyring with mode perm.
+func agentStateWithKeyring(t *testing.T, perm os.FileMode) string {
+	t.Helper()
+	dir := t.TempDir()
+	key, _ := cluster.GenerateKey()
+	if err := os.WriteFile(keyringFile(dir), []byte(key+"\n"), perm); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(keyringFile(dir), perm)
+	return dir
+}
+
+// TestPersistedKeyringTakesPrecedence checks which keys an agent gossips
+// with: the keyring that key operations persisted, else --gossip-key-file.
+func TestPersistedKeyringTakesPrecedence(t *testing.T) {
+	stateDir := t.TempDir()
+	o := agentOptions{gossipKeyFile: agentKeyFile(t, 0o600), stateDir: stateDir}
+	fromFile, err := cluster.ReadKeyFile(o.gossipKeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	log := agentLogger("text", "info", &logs)
+	keys, err := gossipKeys(o, log)
+	if err != nil || len(keys) != 1 || cluster.Fingerprint(keys[0]) != cluster.Fingerprint(fromFile[0]) {
+		t.Fatalf("gossipKeys without a keyring = %d keys, %v; want the key file's", len(keys), err)
+	}
+	ring, _ := cluster.GenerateKey()
+	if err := os.WriteFile(keyringFile(stateDir), []byte(ring+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	keys, err = gossipKeys(o, log)
+	want, _ := cluster.ParseKeys([]byte(ring))
+	if err != nil || len(keys) != 1 || cluster.Fingerprint(keys[0]) != cluster.Fingerprint(want[0]) {
+		t.Fatalf("gossipKeys with a keyring = %d keys, %v; want the keyring's", len(keys), err)
+	}
+	if !strings.Contains(logs.String(), "takes precedence over --gossip-key-file") {
+		t.Errorf("log does not say the keyring was used:\n%s", logs.String())
+	}
+	if keys, err := gossipKeys(agentOptions{insecureGossip: true, stateDir: stateDir}, log); keys != nil || err != nil {
+		t.Errorf("gossipKeys(--insecure-gossip) = %d keys, %v; want none", len(keys), err)
 	}
 }
 
@@ -162,6 +226,7 @@ func TestAgentInNetns(t *testing.T) {
 
 	args := []string{"agent", "--node", "host-a", "--bind", "127.0.0.1:7946", "--dir", specDir,
 		"--state-dir", stateDir, "--api", "127.0.0.1:7947", "--log-format", "json",
+		"--gossip-key-file", agentKeyFile(t, 0o600),
 		// Alone in its namespace: a long settle time keeps the unseen hosts
 		// alive for planning, so their targets are programmed.
 		"--settle-time", "1h"}

@@ -36,6 +36,7 @@ func commands() map[string]command {
 		"status":   {"show the cluster as gossip tells it", runStatus},
 		"cleanup":  {"remove every WEIR- chain and the jumps into them", runCleanup},
 		"keygen":   {"print a new base64 gossip key", runKeygen},
+		"keys":     {"list, install, use or remove gossip keys over the running cluster", runKeys},
 		"version":  {"print the version", runVersion},
 	}
 }

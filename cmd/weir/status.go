@@ -31,6 +31,7 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	tokenFile := fs.String("api-token-file", "", "file holding the agent's API token (its --api-token-file)")
 	output := fs.String("o", "table", "output: table or json")
 	wait := fs.Duration("wait", 0, "poll until converged on the newest revision, up to this long (e.g. 60s)")
+	revision := fs.String("revision", "", "converged means every alive host is on this revision: a commit or dir:HASH, full or abbreviated (at least 4 hex digits)")
 	timeout := fs.Duration("timeout", 10*time.Second, "how long one attempt to reach the agent or to join the cluster may take")
 	join := fs.String("join", "", "observer mode: join the cluster at these seeds IP:PORT,... instead of asking an agent")
 	keyFile := fs.String("gossip-key-file", "", "observer mode: gossip key file (one base64 key per line)")
@@ -40,8 +41,8 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	name := fs.String("observer-name", "", "observer mode: node name (default weir-status-HOSTNAME-PID)")
 	settle := fs.Duration("settle", time.Second, "observer mode: how long to listen after joining before reporting")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: weir status [--api ADDR] [-o table|json] [--wait DURATION]\n"+
-			"       weir status --join IP:PORT[,...] [--gossip-key-file F] [--cluster NAME] [-o table|json] [--wait DURATION]\n\nflags:")
+		fmt.Fprintln(stderr, "usage: weir status [--api ADDR] [-o table|json] [--wait DURATION [--revision REV]]\n"+
+			"       weir status --join IP:PORT[,...] [--gossip-key-file F] [--cluster NAME] [-o table|json] [--wait DURATION [--revision REV]]\n\nflags:")
 		fs.PrintDefaults()
 	}
 	if err := parseFlags(fs, args); err != nil {
@@ -55,6 +56,11 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintf(stderr, "weir status: -o %q: want table or json\n", *output)
 		return exitUsage
 	}
+	if *revision != "" && !cluster.ValidRevisionPrefix(*revision) {
+		fmt.Fprintf(stderr, "weir status: --revision %q: want a commit or dir:HASH, at least 4 hex digits\n", *revision)
+		return exitUsage
+	}
+	done := doneWhen(*revision)
 
 	var token []byte
 	if *tokenFile != "" {
@@ -75,10 +81,10 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int
 			return exitUsage
 		}
 		defer leaveObserver(obs, stderr)
-		fetch = observerStatus(obs)
+		fetch = observerStatus(obs, *keyFile != "")
 	}
 
-	s, err := waitStatus(ctx, fetch, *wait)
+	s, err := waitStatus(ctx, fetch, done, *wait)
 	if err != nil && s == nil {
 		fmt.Fprintf(stderr, "weir status: %v\n", err)
 		if *wait > 0 {
@@ -90,13 +96,22 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintf(stderr, "weir status: %v\n", perr)
 		return exitUsage
 	}
-	if ok, reason := s.Current(); !ok {
+	if ok, reason := done(*s); !ok {
 		if *wait > 0 {
 			fmt.Fprintf(stderr, "weir status: not converged after %v: %s\n", *wait, reason)
 		}
 		return exitFail
 	}
 	return exitOK
+}
+
+// doneWhen is what `weir status` waits for: the cluster converged on the
+// newest revision, or, with --revision, on that revision.
+func doneWhen(revision string) func(cluster.Status) (bool, string) {
+	if revision == "" {
+		return cluster.Status.Current
+	}
+	return func(s cluster.Status) (bool, string) { return s.OnRevision(revision) }
 }
 
 // agentStatus asks the agent's API at api for the status, with the API
@@ -107,10 +122,13 @@ func agentStatus(api string, token []byte, timeout time.Duration) func(context.C
 	return func(ctx context.Context) (cluster.Status, error) { return getStatus(ctx, client, url, token) }
 }
 
-// observerStatus builds the status from an observer's member view.
-func observerStatus(obs *cluster.Cluster) func(context.Context) (cluster.Status, error) {
+// observerStatus builds the status from an observer's member view. An
+// observer has no specs, so it cannot tell strangers from hosts (README.md).
+func observerStatus(obs *cluster.Cluster, encrypted bool) func(context.Context) (cluster.Status, error) {
 	return func(context.Context) (cluster.Status, error) {
-		return cluster.BuildStatus("", obs.Members()), nil
+		s := cluster.BuildStatus("", obs.Members())
+		s.GossipEncrypted = encrypted
+		return s, nil
 	}
 }
 
@@ -122,10 +140,10 @@ func leaveObserver(obs *cluster.Cluster, stderr io.Writer) {
 	_ = obs.Shutdown()
 }
 
-// waitStatus fetches once, or with wait > 0 polls until the cluster has
-// converged on the newest revision or the wait is over. It returns the last
+// waitStatus fetches once, or with wait > 0 polls until done says the
+// cluster is where it should be or the wait is over. It returns the last
 // status it got (nil if none) and the last fetch error.
-func waitStatus(ctx context.Context, fetch func(context.Context) (cluster.Status, error), wait time.Duration) (*cluster.Status, error) {
+func waitStatus(ctx context.Context, fetch func(context.Context) (cluster.Status, error), done func(cluster.Status) (bool, string), wait time.Duration) (*cluster.Status, error) {
 	deadline := time.Now().Add(wait)
 	var last *cluster.Status
 	var lastErr error
@@ -133,7 +151,7 @@ func waitStatus(ctx context.Context, fetch func(context.Context) (cluster.Status
 		s, err := fetch(ctx)
 		if err == nil {
 			last, lastErr = &s, nil
-			if ok, _ := s.Current(); ok {
+			if ok, _ := done(s); ok {
 				return last, nil
 			}
 		} else {
@@ -209,12 +227,9 @@ func startObserver(ctx context.Context, o observerOptions) (*cluster.Cluster, er
 	}
 	var keys [][]byte
 	if o.keyFile != "" {
-		data, err := os.ReadFile(o.keyFile)
-		if err != nil {
-			return nil, fmt.Errorf("reading --gossip-key-file: %w", err)
-		}
-		if keys, err = cluster.ParseKeys(data); err != nil {
-			return nil, fmt.Errorf("%s: %w", o.keyFile, err)
+		var err error
+		if keys, err = cluster.ReadKeyFile(o.keyFile); err != nil {
+			return nil, err
 		}
 	}
 	if o.bind == "" {

@@ -22,7 +22,7 @@ func writeStatusTable(w io.Writer, s cluster.Status) error {
 	for _, m := range s.Members {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
 			m.Name, orDash(m.Address), m.State, cluster.ShortRevision(m.Revision), cluster.ShortDigest(m.Digest),
-			strconv.Itoa(m.Balancers), strconv.Itoa(m.Rules), m.ErrorLine(60))
+			strconv.Itoa(m.Balancers), strconv.Itoa(m.Rules), memberNote(m))
 	}
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("rendering status table: %w", err)
@@ -37,6 +37,8 @@ func writeStatusTable(w io.Writer, s cluster.Status) error {
 	}
 	out.WriteString(statusSummary(s))
 	out.WriteByte('\n')
+	out.WriteString(gossipLine(s.GossipEncrypted))
+	out.WriteByte('\n')
 	_, err := w.Write(out.Bytes())
 	if err != nil {
 		return fmt.Errorf("writing status table: %w", err)
@@ -44,20 +46,43 @@ func writeStatusTable(w io.Writer, s cluster.Status) error {
 	return nil
 }
 
+// memberNote is the last column: why a stranger does not count, else the
+// first line of the member's error.
+func memberNote(m cluster.MemberStatus) string {
+	if m.Stranger != "" {
+		return "stranger: " + m.Stranger
+	}
+	return m.ErrorLine(60)
+}
+
+// gossipLine says whether gossip is encrypted, under the summary.
+func gossipLine(encrypted bool) string {
+	if encrypted {
+		return "gossip: encrypted"
+	}
+	return "gossip: NOT ENCRYPTED (--insecure-gossip): anyone who reaches the gossip port can forge membership"
+}
+
 // statusSummary is the one-line verdict under the status table.
 func statusSummary(s cluster.Status) string {
-	alive := 0
+	alive, hosts, strangers := 0, 0, 0
 	for _, m := range s.Members {
-		if m.Alive() {
+		switch {
+		case m.Stranger != "":
+			strangers++
+		case m.Alive():
 			alive++
+			hosts++
+		default:
+			hosts++
 		}
 	}
-	counts := fmt.Sprintf("%d/%d alive", alive, len(s.Members))
+	counts := fmt.Sprintf("%d/%d alive", alive, hosts)
 	var line string
 	if s.Converged {
 		digest := ""
 		for _, m := range s.Members {
-			if m.Alive() {
+			if m.Counts() {
 				digest = m.Digest
 				break
 			}
@@ -69,6 +94,9 @@ func statusSummary(s cluster.Status) string {
 		line = fmt.Sprintf("converged: %s on %s, digest %s", counts, cluster.ShortRevision(s.Revision), short)
 	} else {
 		line = fmt.Sprintf("not converged: %s; %s", counts, s.Reason)
+	}
+	if strangers > 0 {
+		line += "; " + plural(strangers, "stranger") + " not counted"
 	}
 	if s.Latest != "" && s.Latest != s.Revision {
 		line += fmt.Sprintf(" (newest fetched %s not applied)", cluster.ShortRevision(s.Latest))

@@ -29,8 +29,10 @@ func statusFixtures() map[string]cluster.Status {
 		member("host-b", "198.18.0.2:7946", cluster.StateAlive, "dir:"+goldenDigB, goldenDigB, 2, 6, ""),
 		member("host-c", "198.18.0.3:7946", cluster.StateAlive, "dir:"+stDigest, stDigest, 0, 0, "apply: iptables-restore: exit status 2: line 7 failed"),
 		member("host-d", "198.18.0.4:7946", cluster.StateDead, "", "", 0, 0, ""),
+		{Name: "host-x", Address: "198.18.0.9:7946", State: cluster.StateAlive, Stranger: "not a Host in revision dir:9f8e7d6"},
 	})
 	diverged.Latest = "dir:" + goldenDigB
+	converged.GossipEncrypted = true
 	return map[string]cluster.Status{"status_converged": converged, "status_diverged": diverged}
 }
 

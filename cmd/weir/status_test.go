@@ -80,6 +80,11 @@ func TestStatusFromAgent(t *testing.T) {
 		{"wait times out", []cluster.Status{disagreeing()}, []string{"--wait", "1200ms"}, exitFail, "not converged", "not converged after 1.2s: host-b on 0f0e0d0", 2},
 		{"wait for the newest revision", []cluster.Status{withLatest(agreeing(stRev), stRev2), withLatest(agreeing(stRev2), stRev2)}, []string{"--wait", "10s"}, exitOK, "on 0f0e0d0", "", 2},
 		{"newest revision never applied", []cluster.Status{withLatest(agreeing(stRev), stRev2)}, []string{"--wait", "700ms"}, exitFail, "newest fetched 0f0e0d0 not applied", "newest fetched revision 0f0e0d0 is not applied", 1},
+		{"wait for a pinned revision", []cluster.Status{agreeing(stRev), disagreeing(), agreeing(stRev2)}, []string{"--wait", "10s", "--revision", "0F0E0D0"}, exitOK, "on 0f0e0d0", "", 3},
+		{"pinned by its full id", []cluster.Status{agreeing(stRev2)}, []string{"--revision", stRev2}, exitOK, "on 0f0e0d0", "", 1},
+		{"converged on another revision", []cluster.Status{agreeing(stRev)}, []string{"--wait", "700ms", "--revision", "0f0e0d0c"}, exitFail, "converged: 2/2", "converged on 1a2b3c4, not 0f0e0d0c", 1},
+		{"dir revision", []cluster.Status{agreeing("dir:" + stDigest)}, []string{"--revision", "dir:9f8e7d6"}, exitOK, "on dir:9f8e7d6", "", 1},
+		{"bad revision", []cluster.Status{agreeing(stRev)}, []string{"--revision", "HEAD"}, exitUsage, "", "--revision \"HEAD\"", 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -54,7 +54,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.list, "list", false, "list the steps and exit")
 	fs.StringVar(&o.raw, "raw", "", "directory for raw outputs (default: a new temp dir)")
 	fs.StringVar(&o.agentArgs, "agent-args", "", "extra flags for every lab agent, space-separated (e.g. \"--log-level debug\")")
-	fs.IntVar(&o.pushes, "pushes", 9, "spec changes / pushes per convergence row (poll rows use 7 at most)")
+	fs.IntVar(&o.pushes, "pushes", 9, "spec changes / pushes per convergence row (poll rows use 7 at most, the --dir row 30 at least)")
 	fs.StringVar(&o.bin, "bin", "", "weir binary the lab rows run (default: build one from this tree), e.g. an older build to measure a before figure")
 	if err := fs.Parse(args); err != nil {
 		return o, err

@@ -141,7 +141,7 @@ func (d *demo) startAgents(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	d.step("started weir agent on host-a, host-b, host-c; waiting for them to converge")
+	d.step("started weir agent on host-a, host-b, host-c (gossip encrypted: --gossip-key-file from weir keygen, mode 0600); waiting for them to converge")
 	took, err := d.weir.WaitConverged(ctx, 40*time.Second, hosts, d.commit, lab.Names(hosts))
 	if err != nil {
 		d.lab.DumpLogs(func(f string, a ...any) { fmt.Fprintf(d.out, f+"\n", a...) }, 15)

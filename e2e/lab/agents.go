@@ -2,8 +2,11 @@ package lab
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"fmt"
 	"net/http"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -23,6 +26,9 @@ type Weir struct {
 	// instead of running `weir status -o json` (both print the status
 	// object of docs/api.md).
 	StatusFromAPI bool
+	// InsecureGossip starts agents with --insecure-gossip instead of the
+	// lab's gossip key (KeyFile).
+	InsecureGossip bool
 
 	mu      sync.Mutex
 	agents  map[string]*Proc        // by host name, as started by StartAgent
@@ -36,12 +42,47 @@ const AgentPort = 7946
 const APIAddr = "127.0.0.1:7947"
 
 // AgentArgs returns the flags common to every lab agent on host h: its node
-// name, bind address, API and state dir; callers add the source and timings.
+// name, bind address, API, state dir and the lab's gossip key (or
+// --insecure-gossip); callers add the source and timings.
 func (w *Weir) AgentArgs(h *Host) []string {
-	return []string{"agent", "--node", h.Name,
+	gossip := []string{"--gossip-key-file", w.KeyFile()}
+	if w.InsecureGossip {
+		gossip = []string{"--insecure-gossip"}
+	}
+	return append([]string{"agent", "--node", h.Name,
 		"--bind", fmt.Sprintf("%s:%d", h.Addr, AgentPort),
 		"--api", APIAddr,
-		"--state-dir", filepath.Join(w.Lab.Dir, "state", h.Name)}
+		"--state-dir", filepath.Join(w.Lab.Dir, "state", h.Name)}, gossip...)
+}
+
+// KeyFile is the lab's gossip key file, which every agent gets unless
+// InsecureGossip is set: one AES-256 key, mode 0600, written on first use.
+func (w *Weir) KeyFile() string { return filepath.Join(w.Lab.Dir, "gossip.key") }
+
+// WriteKey writes a new gossip key, as `weir keygen` prints it, to name
+// with mode 0600 (weir refuses key files others may read).
+func WriteKey(name string) error {
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return fmt.Errorf("generating a gossip key: %w", err)
+	}
+	if err := os.WriteFile(name, []byte(base64.StdEncoding.EncodeToString(key)+"\n"), 0o600); err != nil {
+		return fmt.Errorf("writing gossip key: %w", err)
+	}
+	return nil
+}
+
+// ensureKey writes the lab's gossip key file if it does not exist yet.
+func (w *Weir) ensureKey() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.InsecureGossip {
+		return nil
+	}
+	if _, err := os.Stat(w.KeyFile()); err == nil {
+		return nil
+	}
+	return WriteKey(w.KeyFile())
 }
 
 // JoinArgs is --join with every host of hosts but self as a seed, so any
@@ -62,6 +103,9 @@ func JoinArgs(hosts []*Host, self *Host) []string {
 // StartAgent starts `weir agent` in host h with AgentArgs plus extra, logging to
 // the lab's "agent-<host>" log.
 func (w *Weir) StartAgent(h *Host, extra ...string) (*Proc, error) {
+	if err := w.ensureKey(); err != nil {
+		return nil, err
+	}
 	args := append([]string{w.Bin}, w.AgentArgs(h)...)
 	p, err := w.Lab.Start("agent-"+h.Name, h.NS, append(args, extra...))
 	if err != nil {

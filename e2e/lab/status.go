@@ -31,12 +31,12 @@ func (s Status) Member(name string) (cluster.MemberStatus, bool) {
 	return cluster.MemberStatus{}, false
 }
 
-// AliveNames returns the sorted names of the members in state alive (a
-// suspect member is left out).
+// AliveNames returns the sorted names of the members in state alive that
+// count as hosts (a suspect member and strangers are left out).
 func (s Status) AliveNames() []string {
 	var names []string
 	for _, m := range s.Members {
-		if m.State == string(cluster.StateAlive) {
+		if m.State == string(cluster.StateAlive) && m.Stranger == "" {
 			names = append(names, m.Name)
 		}
 	}
@@ -50,6 +50,9 @@ func (s Status) Brief() string {
 	fmt.Fprintf(&b, "revision=%.12s converged=%v", s.Revision, s.Converged)
 	for _, m := range s.Members {
 		fmt.Fprintf(&b, " [%s %s rev=%.12s digest=%.8s rules=%d", m.Name, m.State, m.Revision, m.Digest, m.Rules)
+		if m.Stranger != "" {
+			fmt.Fprintf(&b, " stranger=%q", m.Stranger)
+		}
 		if m.Error != "" {
 			fmt.Fprintf(&b, " error=%q", m.Error)
 		}
