@@ -40,7 +40,7 @@ const (
 	// DefaultPassTimeout bounds one reconcile pass: planning, applying and
 	// checking for drift. A pass usually takes milliseconds and iptables
 	// waits at most a few seconds for the xtables lock, but the first full
-	// apply of 10,000 balancers takes about 9 s on nft (BENCHMARKS.md): the
+	// apply of 10,000 balancers takes seconds on nft (BENCHMARKS.md): the
 	// bound leaves room for a loaded host.
 	DefaultPassTimeout = 2 * time.Minute
 )
