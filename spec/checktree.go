@@ -12,14 +12,21 @@ import (
 // weighted guest a balancer names exists. Hosts come first, so that a
 // balancer's checks see every guest and address of the tree.
 func (l *loader) checkTree(references bool) {
+	guests := 0
+	for _, h := range l.hosts {
+		guests += len(h.guests)
+	}
+	// Sized up front: a Loader runs these checks over the whole tree on
+	// every revision, and growing maps of 10,000 entries costs more than
+	// filling them.
 	t := treeIndex{
 		errs:      &l.errs,
-		hosts:     map[string]Pos{},
-		guestPos:  map[string]Pos{},
-		guests:    map[string]*guestDef{},
-		balancers: map[string]Pos{},
-		frontends: map[Frontend]*balancerDef{},
-		addrs:     map[netip.Addr]addrOwner{},
+		hosts:     make(map[string]Pos, len(l.hosts)),
+		guestPos:  make(map[string]Pos, guests),
+		guests:    make(map[string]*guestDef, guests),
+		balancers: make(map[string]Pos, len(l.balancers)),
+		frontends: make(map[Frontend]*balancerDef, len(l.balancers)),
+		addrs:     make(map[netip.Addr]addrOwner, len(l.hosts)+guests),
 		services:  map[string]bool{},
 	}
 	for _, h := range l.hosts {
