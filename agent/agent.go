@@ -133,13 +133,12 @@ type Config struct {
 	API APIConfig
 	// GossipEncrypted says whether gossip is encrypted; Status reports it.
 	GossipEncrypted bool
-	// SoftMemoryLimit keeps the process's soft memory limit a little above
-	// the live heap after every pass (see memoryGovernor), unless GOMEMLIMIT
-	// is set. It acts on the whole process: the daemon sets it, tests that
-	// run agents side by side do not.
-	SoftMemoryLimit bool
-	Logger          *slog.Logger
-	Clock           Clock
+	// ReturnMemory hands the heap a pass left over back to the system
+	// after the pass (see memoryGovernor). It acts on the whole process:
+	// the daemon sets it, tests that run agents side by side do not.
+	ReturnMemory bool
+	Logger       *slog.Logger
+	Clock        Clock
 }
 
 // KeyManager runs gossip key operations over the cluster (weir/cluster's
@@ -233,7 +232,7 @@ func New(cfg Config, deps Deps) (*Agent, error) {
 		clock:     cfg.Clock,
 		refresh:   make(chan struct{}, 1),
 		fetchDone: make(chan fetched, 1),
-		memory:    newMemoryGovernor(cfg.SoftMemoryLimit),
+		memory:    newMemoryGovernor(cfg.ReturnMemory),
 	}
 	a.metrics = newMetrics(a)
 	return a, nil

@@ -1,52 +1,74 @@
 package agent
 
 import (
-	"os"
 	"runtime/debug"
 	rtmetrics "runtime/metrics"
+	"time"
 )
 
-// Bounds of the soft memory limit the agent keeps (see memoryGovernor).
+// Bounds of what the memoryGovernor does.
 const (
-	memoryFloor    = 32 << 20 // never below: a small tree needs no tighter bound
-	memoryHeadroom = 16 << 20 // at least this much above the live heap
+	// memoryExcess is how much more heap than was live after its last
+	// collection the process may keep before the agent hands it back.
+	memoryExcess = 16 << 20
+	// memoryEvery spaces the governor's collections, so passes that follow
+	// each other quickly (a flapping member) do not each pay for one.
+	memoryEvery = 5 * time.Second
 )
 
-// memoryGovernor keeps the Go runtime's soft memory limit a little above
-// the live heap after each pass. Most of the agent's heap is long-lived
-// state (the applied rules, the loaded tree); the rest comes in bursts when
-// a revision is loaded, rendered and applied or the kernel's rules are
-// read back, and with the runtime's default pacing those bursts let the
-// heap, and the memory the process keeps from the system, grow to twice the
-// live heap. With the limit the collector runs a little earlier and hands
-// the pages back. The limit follows the live heap, so a larger tree raises
-// it rather than making the collector run without pause. GOMEMLIMIT in the
-// environment wins; the agent then sets nothing.
+// memoryGovernor hands the heap a pass left over back to the system. Most
+// of the agent's heap is long-lived state (the applied rules, the loaded
+// tree); the rest comes in bursts when a revision is loaded, rendered and
+// applied or the kernel's rules are read back, and the runtime keeps the
+// pages of such a burst for a while in case they are needed again. Between
+// passes they are not: once the heap kept exceeds what was live after the
+// governor's last collection by memoryExcess, it collects and returns the
+// pages (debug.FreeOSMemory), so the resident memory of an idle agent is
+// its live heap and little more, while a pass itself runs with the
+// runtime's default pacing. (A limit on the heap during passes, as
+// GOMEMLIMIT sets, would cost them collections; when set in the
+// environment it still applies.)
 type memoryGovernor struct {
-	on bool
+	on       bool
+	kept     []rtmetrics.Sample
+	live     []rtmetrics.Sample
+	baseline uint64    // live heap after the last collection the governor made
+	last     time.Time // when it made it
 }
 
-// newMemoryGovernor returns a governor that acts when enabled and
-// GOMEMLIMIT is not set.
+// newMemoryGovernor returns a governor that acts when enabled.
 func newMemoryGovernor(enabled bool) *memoryGovernor {
-	return &memoryGovernor{on: enabled && os.Getenv("GOMEMLIMIT") == ""}
+	return &memoryGovernor{on: enabled,
+		kept: []rtmetrics.Sample{
+			{Name: "/memory/classes/heap/objects:bytes"},
+			{Name: "/memory/classes/heap/unused:bytes"},
+			{Name: "/memory/classes/heap/free:bytes"},
+		},
+		live: []rtmetrics.Sample{{Name: "/gc/heap/live:bytes"}},
+	}
 }
 
-// afterPass sets the limit from the live heap as of the last collection.
-func (g *memoryGovernor) afterPass() {
-	if !g.on {
+// afterPass returns the pages the pass left over, if they are many and the
+// governor did not collect in the last memoryEvery.
+func (g *memoryGovernor) afterPass(now time.Time) {
+	if !g.on || (!g.last.IsZero() && now.Sub(g.last) < memoryEvery) {
 		return
 	}
-	s := []rtmetrics.Sample{{Name: "/gc/heap/live:bytes"}}
-	rtmetrics.Read(s)
-	if s[0].Value.Kind() != rtmetrics.KindUint64 {
+	if read(g.kept) <= g.baseline+memoryExcess {
 		return
 	}
-	debug.SetMemoryLimit(softLimit(int64(s[0].Value.Uint64())))
+	debug.FreeOSMemory()
+	g.baseline, g.last = read(g.live), now
 }
 
-// softLimit is the limit for a live heap of live bytes: a quarter more, at
-// least memoryHeadroom more, and never below memoryFloor.
-func softLimit(live int64) int64 {
-	return max(memoryFloor, live+max(memoryHeadroom, live/4))
+// read reads samples and returns the sum of their values.
+func read(samples []rtmetrics.Sample) uint64 {
+	rtmetrics.Read(samples)
+	var sum uint64
+	for _, s := range samples {
+		if s.Value.Kind() == rtmetrics.KindUint64 {
+			sum += s.Value.Uint64()
+		}
+	}
+	return sum
 }

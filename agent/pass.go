@@ -39,7 +39,7 @@ func (a *Agent) pass(parent context.Context, p pending, hold bool) (failed bool)
 	}
 	a.passEnds(start, overran)
 	a.announce()
-	a.memory.afterPass()
+	a.memory.afterPass(a.clock.Now())
 
 	a.mu.Lock()
 	defer a.mu.Unlock()

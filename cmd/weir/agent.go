@@ -220,7 +220,7 @@ func startAgent(ctx context.Context, o agentOptions, api agent.APIConfig, keys [
 
 	a, err := agent.New(agent.Config{
 		Node: o.node, StateDir: o.stateDir, Resync: o.resync, MinInterval: o.minInterval,
-		FetchTimeout: o.fetchTimeout, API: api, GossipEncrypted: len(keys) > 0, Logger: log, SoftMemoryLimit: true,
+		FetchTimeout: o.fetchTimeout, API: api, GossipEncrypted: len(keys) > 0, Logger: log, ReturnMemory: true,
 	}, agent.Deps{Source: src, Cluster: cl, Syncer: agent.NewSyncer(syncer), Keys: cl})
 	if err != nil {
 		return err
