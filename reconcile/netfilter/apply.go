@@ -34,8 +34,12 @@ func (x *txn) empty() bool {
 func (x *txn) write(w io.Writer) (int, error) {
 	l := lineWriter{w: w}
 	l.line("*", x.table)
-	for _, c := range x.declare {
-		l.line(":", c, " - [0:0]")
+	// iptables-nft-restore files every chain name a transaction mentions
+	// in a list sorted by name, searching it from the front: names given
+	// from the last to the first each go to its head at once, where in
+	// sorted order each would walk all of it.
+	for i := len(x.declare) - 1; i >= 0; i-- {
+		l.line(":", x.declare[i], " - [0:0]")
 	}
 	for _, j := range x.unjump {
 		l.line("-D ", j)
