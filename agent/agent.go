@@ -133,8 +133,10 @@ type Config struct {
 	API APIConfig
 	// GossipEncrypted says whether gossip is encrypted; Status reports it.
 	GossipEncrypted bool
-	Logger          *slog.Logger
-	Clock           Clock
+	// Build labels weir_build_info.
+	Build  Build
+	Logger *slog.Logger
+	Clock  Clock
 }
 
 // KeyManager runs gossip key operations over the cluster (weir/cluster's
@@ -184,6 +186,8 @@ type Agent struct {
 	refresh   chan struct{} // fetch now: POST /refresh or the source changed
 	fetchDone chan fetched  // the fetch worker's answers; one fetch runs at a time
 	running   atomic.Bool
+	ready     chan struct{} // closed once the first pass ended or the cluster settled
+	readyOnce sync.Once
 
 	// Everything below is written only by the worker; mu guards it for readers
 	// (HTTP handlers and the metrics collector).
@@ -201,6 +205,8 @@ type Agent struct {
 	announced  *cluster.NodeState
 	settled    bool
 	failures   int // consecutive passes that failed to fetch or apply
+
+	wanted wantedRules // the ruleset handed to the Syncer last: GET /rules
 
 	passStarted  time.Time // when the running pass started; zero between passes
 	lastPassEnd  time.Time // when the last pass ended (the loop's start before one)
@@ -224,6 +230,7 @@ func New(cfg Config, deps Deps) (*Agent, error) {
 		clock:     cfg.Clock,
 		refresh:   make(chan struct{}, 1),
 		fetchDone: make(chan fetched, 1),
+		ready:     make(chan struct{}),
 	}
 	a.metrics = newMetrics(a)
 	return a, nil

@@ -48,6 +48,30 @@ func counterValue(t *testing.T, a *Agent, name string) float64 {
 	return 0
 }
 
+// labelledValue returns the value of the counter name whose label is
+// value.
+func labelledValue(t *testing.T, a *Agent, name, label, value string) float64 {
+	t.Helper()
+	mfs, err := a.metrics.registry.Gather()
+	if err != nil {
+		t.Fatalf("Gather: %v", err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == label && l.GetValue() == value {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	t.Fatalf("metric %s{%s=%q} not found", name, label, value)
+	return 0
+}
+
 func get(t *testing.T, srv *httptest.Server, path string) (int, string) {
 	t.Helper()
 	resp, err := srv.Client().Get(srv.URL + path)
@@ -110,9 +134,13 @@ func TestStatusHealthzAndMetrics(t *testing.T) {
 		`weir_members{state="alive"} 2`,
 		`weir_members{state="dead"} 1`,
 		`weir_members{state="left"} 0`,
-		"weir_git_fetch_errors_total 0",
+		`weir_source_fetches_total{result="error",source="other"} 0`,
+		`weir_source_fetches_total{result="success",source="other"} 1`,
 		"weir_drift_repairs_total 0",
-		"weir_apply_errors_total 0",
+		`weir_drift_checks_total{result="error"} 0`,
+		`weir_applies_total{result="error"} 0`,
+		`weir_applies_total{result="success"} 1`,
+		`weir_build_info{commit="",goversion="",version=""} 1`,
 		"weir_reconcile_duration_seconds_count",
 		"weir_last_apply_timestamp_seconds",
 	} {
