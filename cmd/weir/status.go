@@ -21,11 +21,11 @@ const statusPoll = 500 * time.Millisecond
 
 // statusOptions are the flags of `weir status`.
 type statusOptions struct {
-	client                             apiClient
-	output                             *enum
-	wait, settle                       time.Duration
-	revision, join, keyFile, cluster   string
-	bind, profile, name                string
+	client                           apiClient
+	output                           *enum
+	wait, settle                     time.Duration
+	revision, join, keyFile, cluster string
+	bind, profile, name              string
 }
 
 func (c *cli) newStatusCmd() *cobra.Command {

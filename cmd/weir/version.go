@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"runtime"
 	"runtime/debug"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -11,11 +12,13 @@ import (
 	"weir/reconcile/netfilter"
 )
 
-// version is the release the binary was built from, stamped by `make build`
-// as -ldflags "-X main.version=$(git describe --tags --always --dirty)".
-// Empty in a plain `go build`, where the build info's VCS settings say
-// which commit it was.
-var version string
+// version and commit say what the binary was built from, stamped by `make
+// build` as -ldflags "-X main.version=$(git describe --tags --always
+// --dirty) -X main.commit=$(git rev-parse HEAD)". Both are empty in a plain
+// `go build`, where the go command's VCS stamping (the build info) names
+// the commit; it also does under make, except in a git worktree, which the
+// go command does not recognize.
+var version, commit string
 
 // versionOptions are the flags of `weir version`.
 type versionOptions struct {
@@ -84,6 +87,9 @@ func buildVersion() versionInfo {
 		if v.Version == "" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
 			v.Version = bi.Main.Version
 		}
+	}
+	if v.Commit == "" && commit != "" {
+		v.Commit, v.Modified = commit, strings.HasSuffix(version, "-dirty")
 	}
 	if v.Version == "" && len(v.Commit) >= 12 {
 		v.Version = v.Commit[:12]
