@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/pmezard/go-difflib/difflib"
@@ -87,11 +88,16 @@ func familyDiff(ctx context.Context, o diffOptions, f family) (string, error) {
 		return "", nil
 	}
 	return difflib.GetUnifiedDiffString(difflib.UnifiedDiff{
-		A:        difflib.SplitLines(string(live)),
-		B:        difflib.SplitLines(string(want)),
+		A:        lines(live),
+		B:        lines(want),
 		FromFile: fmt.Sprintf("live %s (%s backend)", f.command, f.nf.Backend()),
 		ToFile: fmt.Sprintf("agent wants (revision %s, digest %s)",
 			cluster.ShortRevision(hdr.Get("Weir-Revision")), cluster.ShortDigest(hdr.Get("Weir-Digest"))),
 		Context: o.context,
 	})
+}
+
+// lines splits text into lines that keep their "\n", as difflib wants them.
+func lines(text []byte) []string {
+	return difflib.SplitLines(strings.TrimSuffix(string(text), "\n"))
 }

@@ -117,7 +117,17 @@ func (c *cli) newRoot() *cobra.Command {
 	root.AddCommand(c.newValidateCmd(), c.newPlanCmd(), c.newAgentCmd(), c.newStatusCmd(),
 		c.newDiffCmd(), c.newCleanupCmd(), c.newKeygenCmd(), c.newKeysCmd(), c.newVersionCmd(),
 		c.newManCmd())
-	root.CompletionOptions.HiddenDefaultCmd = false
+	root.InitDefaultCompletionCmd()
+	for _, cmd := range root.Commands() {
+		if cmd.Name() == "completion" { // cobra's own would print its help for any other word
+			cmd.RunE = func(_ *cobra.Command, args []string) error {
+				if len(args) > 0 {
+					return usageErr("unknown shell %q (want bash, zsh, fish or powershell)", args[0])
+				}
+				return usageErr("name a shell: bash, zsh, fish or powershell")
+			}
+		}
+	}
 	return root
 }
 
