@@ -25,46 +25,40 @@ import (
 	"weir/cluster"
 )
 
-// counterValue reads a counter or gauge without labels from the agent's registry.
-func counterValue(t *testing.T, a *Agent, name string) float64 {
+// metricFamily returns the metrics named name from the agent's registry.
+func metricFamily(t *testing.T, a *Agent, name string) []*dto.Metric {
 	t.Helper()
 	mfs, err := a.metrics.registry.Gather()
 	if err != nil {
 		t.Fatalf("Gather: %v", err)
 	}
 	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		m := mf.GetMetric()[0]
-		switch mf.GetType() {
-		case dto.MetricType_COUNTER:
-			return m.GetCounter().GetValue()
-		case dto.MetricType_GAUGE:
-			return m.GetGauge().GetValue()
+		if mf.GetName() == name {
+			return mf.GetMetric()
 		}
 	}
 	t.Fatalf("metric %s not found", name)
-	return 0
+	return nil
+}
+
+// counterValue reads a counter or gauge without labels from the agent's registry.
+func counterValue(t *testing.T, a *Agent, name string) float64 {
+	t.Helper()
+	m := metricFamily(t, a, name)[0]
+	if m.GetCounter() != nil {
+		return m.GetCounter().GetValue()
+	}
+	return m.GetGauge().GetValue()
 }
 
 // labelledValue returns the value of the counter name whose label is
 // value.
 func labelledValue(t *testing.T, a *Agent, name, label, value string) float64 {
 	t.Helper()
-	mfs, err := a.metrics.registry.Gather()
-	if err != nil {
-		t.Fatalf("Gather: %v", err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == label && l.GetValue() == value {
-					return m.GetCounter().GetValue()
-				}
+	for _, m := range metricFamily(t, a, name) {
+		for _, l := range m.GetLabel() {
+			if l.GetName() == label && l.GetValue() == value {
+				return m.GetCounter().GetValue()
 			}
 		}
 	}

@@ -114,6 +114,9 @@ func (m *metrics) initLabels() {
 	for _, r := range []string{resultInSync, resultRepaired, resultError} {
 		m.driftChecks.WithLabelValues(r)
 	}
+	for _, r := range []string{"unauthorized", "too_large", "busy"} {
+		m.apiRefused.WithLabelValues(r)
+	}
 }
 
 // sourceKind is the source label of weir_source_fetches_total.

@@ -3,14 +3,17 @@ package e2e
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"weir/e2e/lab"
+	"weir/internal/testsupport"
 )
 
 // TestDiffShowsHandDeletedRule: `weir diff` on a setting host agrees with the
@@ -93,20 +96,33 @@ func TestDashboardMetricsExist(t *testing.T) {
 	c := e.push("basic", renderSpecs(basicHosts(), []balancerSpec{ordersBalancer(nil)}))
 	e.startAgents()
 	e.waitConverged(c)
-	code, body := e.api(e.host("host-a"), "GET", "/metrics")
-	if code != 200 {
-		t.Fatalf("GET /metrics = %d", code)
-	}
-	have := map[string]bool{}
-	for _, l := range strings.Split(body, "\n") {
-		if l != "" && l[0] != '#' {
-			have[strings.FieldsFunc(l, func(r rune) bool { return r == '{' || r == ' ' })[0]] = true
+	// memberlist reports some series only once it has probed a peer: a
+	// running agent has them all within seconds.
+	var missing []string
+	err := testsupport.Eventually(e.ctx, waitFor, 500*time.Millisecond, func() error {
+		code, body := e.api(e.host("host-a"), "GET", "/metrics")
+		if code != 200 {
+			return fmt.Errorf("GET /metrics = %d", code)
 		}
-	}
-	for _, n := range names {
-		if !have[n] {
-			t.Errorf("the dashboard queries %s; host-a's /metrics has no such series", n)
+		have := map[string]bool{}
+		for _, l := range strings.Split(body, "\n") {
+			if l != "" && l[0] != '#' {
+				have[strings.FieldsFunc(l, func(r rune) bool { return r == '{' || r == ' ' })[0]] = true
+			}
 		}
+		missing = missing[:0]
+		for _, n := range names {
+			if !have[n] {
+				missing = append(missing, n)
+			}
+		}
+		if len(missing) > 0 {
+			return fmt.Errorf("host-a's /metrics lacks %v", missing)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("the dashboard queries metrics no running agent has: %v", err)
 	}
 	t.Logf("the dashboard's %d metrics are all on /metrics", len(names))
 }
