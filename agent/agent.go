@@ -2,7 +2,8 @@
 // source, validates them, computes this host's part of the cluster-wide plan
 // from the alive members, applies it to netfilter, keeps the last good revision
 // (in memory and on disk) when a newer one is rejected, announces its state over
-// gossip, and serves the HTTP API (/status, /healthz, /refresh, /metrics).
+// gossip, and serves the HTTP API (/status, /rules, /healthz, /refresh,
+// /metrics, /keys).
 //
 // One worker goroutine plans and applies; every trigger (source change, gossip
 // membership change, revision hint, resync tick, POST /refresh) only marks work
