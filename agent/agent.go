@@ -2,7 +2,8 @@
 // source, validates them, computes this host's part of the cluster-wide plan
 // from the alive members, applies it to netfilter, keeps the last good revision
 // (in memory and on disk) when a newer one is rejected, announces its state over
-// gossip, and serves the HTTP API (/status, /healthz, /refresh, /metrics).
+// gossip, and serves the HTTP API (/status, /rules, /healthz, /refresh,
+// /metrics, /keys).
 //
 // One worker goroutine plans and applies; every trigger (source change, gossip
 // membership change, revision hint, resync tick, POST /refresh) only marks work
@@ -137,8 +138,10 @@ type Config struct {
 	// after the pass (see memoryGovernor). It acts on the whole process:
 	// the daemon sets it, tests that run agents side by side do not.
 	ReturnMemory bool
-	Logger       *slog.Logger
-	Clock        Clock
+	// Build labels weir_build_info.
+	Build  Build
+	Logger *slog.Logger
+	Clock  Clock
 }
 
 // KeyManager runs gossip key operations over the cluster (weir/cluster's
@@ -191,6 +194,8 @@ type Agent struct {
 	refresh   chan struct{} // fetch now: POST /refresh or the source changed
 	fetchDone chan fetched  // the fetch worker's answers; one fetch runs at a time
 	running   atomic.Bool
+	ready     chan struct{} // closed once the first pass ended or the cluster settled
+	readyOnce sync.Once
 
 	// Everything below is written only by the worker; mu guards it for readers
 	// (HTTP handlers and the metrics collector).
@@ -209,6 +214,8 @@ type Agent struct {
 	announced  *cluster.NodeState
 	settled    bool
 	failures   int // consecutive passes that failed to fetch or apply
+
+	wanted wantedRules // the ruleset handed to the Syncer last: GET /rules
 
 	passStarted  time.Time // when the running pass started; zero between passes
 	lastPassEnd  time.Time // when the last pass ended (the loop's start before one)
@@ -233,6 +240,7 @@ func New(cfg Config, deps Deps) (*Agent, error) {
 		refresh:   make(chan struct{}, 1),
 		fetchDone: make(chan fetched, 1),
 		memory:    newMemoryGovernor(cfg.ReturnMemory),
+		ready:     make(chan struct{}),
 	}
 	a.metrics = newMetrics(a)
 	return a, nil
