@@ -25,14 +25,17 @@ type reconcilePlanner struct {
 // Plan implements Planner.
 func (rp *reconcilePlanner) Plan(s *spec.Spec, alive []string, node string) Desired {
 	p := plan.Assign(s, alive, nil)
-	digest := p.Digest()
+	// The digest and the rendering only read p: on a host with a spare core
+	// the digest (a hash of the whole plan) costs a change no time.
+	digest := make(chan string, 1)
+	go func() { digest <- p.Digest() }()
 	rp.mu.Lock()
 	if rp.renderer == nil || rp.node != node {
 		rp.renderer, rp.node = render.NewRenderer(node, render.RenderOptions{}), node
 	}
 	rs := rp.renderer.Render(p)
 	rp.mu.Unlock()
-	return Desired{Digest: digest, Ruleset: rs, Balancers: rs.Balancers(), Rules: rs.Rules()}
+	return Desired{Digest: <-digest, Ruleset: rs, Balancers: rs.Balancers(), Rules: rs.Rules()}
 }
 
 // ReconcilePlanner returns the Planner that uses plan.Assign and a
