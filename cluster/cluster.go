@@ -46,6 +46,7 @@ type Cluster struct {
 	expected    *expectedHosts        // the Hosts of the applied revision; nil before one
 	ownHint     hintRec               // this node's newest hint
 	ownErrSeq   uint64                // counter of the message that sent local.Error
+	own         ownReport             // this node's health report
 	pendingHint string                // newest hint not yet delivered (rate limit)
 	hintBucket  tokenBucket           // rate limit of hint deliveries
 	unconfirmed map[string]time.Time  // delivered hints no host has applied yet
@@ -62,6 +63,7 @@ type Cluster struct {
 	hintWake chan struct{} // pendingHint was set
 	hintsCh  chan string
 	update   chan struct{} // meta changed: re-announce
+	resend   chan struct{} // a health report was queued: send it once more later
 	done     chan struct{}
 	wg       sync.WaitGroup
 	stop     sync.Once
@@ -82,13 +84,16 @@ type memberRec struct {
 }
 
 // originRec is what one origin's current incarnation has said: the highest
-// counter taken in, and the newest hint, error text and leave intent.
+// counter taken in, and the newest hint, error text, health report and leave
+// intent.
 type originRec struct {
 	inc   uint64
 	top   uint64
 	hint  hintRec
 	err   errRec
 	leave uint64 // counter of its leave intent; 0 when it has not said goodbye
+	// health is what it reported about its own endpoint checks.
+	health healthRec
 }
 
 type hintRec struct {
@@ -166,6 +171,7 @@ func newCluster(cfg Config, lw *logWriter, retransmitMult int) *Cluster {
 		hintWake:    make(chan struct{}, 1),
 		hintsCh:     make(chan string, 1),
 		update:      make(chan struct{}, 1),
+		resend:      make(chan struct{}, 1),
 		done:        make(chan struct{}),
 	}
 	c.settleAt = c.now()

@@ -75,7 +75,8 @@ func (c *Cluster) joinLoop(seeds []string) {
 const announceSpacing = 100 * time.Millisecond
 
 // updateLoop announces this node's meta after SetLocal changed it, and once
-// more Reannounce after the last change. Gossip is probabilistic: with
+// more Reannounce after the last change of the meta or the health report
+// (SetHealth), sending the error text and health report again with it. Gossip is probabilistic: with
 // memberlist's retransmit limit, a node misses a given broadcast about once
 // in 10,000 times (in a 10-node cluster, about 1 state change in 200 left
 // some node on the old state), and only the 30 s push/pull would repair it.
@@ -99,9 +100,13 @@ func (c *Cluster) updateLoop() {
 			if !c.wait(announceSpacing) {
 				return
 			}
+		case <-c.resend:
+			if c.cfg.Reannounce > 0 {
+				again.Reset(c.cfg.Reannounce)
+			}
 		case <-again.C:
 			c.announce()
-			c.resendError()
+			c.resendMessages()
 		}
 	}
 }
@@ -120,13 +125,17 @@ func (c *Cluster) announce() {
 	_ = c.ml.UpdateNode(time.Nanosecond)
 }
 
-// resendError queues this node's current error text again, with the
-// counter it was sent with: receivers that have it refuse it as old and do
-// not pass it on.
-func (c *Cluster) resendError() {
+// resendMessages queues this node's current error text and health report
+// again, with the counters they were sent with: receivers that have them
+// refuse them as old and do not pass them on.
+func (c *Cluster) resendMessages() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.local.Error != "" && c.ownErrSeq > 0 && !c.closed && !c.left {
+	if c.closed || c.left {
+		return
+	}
+	if c.local.Error != "" && c.ownErrSeq > 0 {
 		c.queue.QueueBroadcast(newBroadcast(c.ownMessage(msgError, c.ownErrSeq, c.local.Error), nil))
 	}
+	c.queueHealthLocked(c.ownHealthLocked())
 }

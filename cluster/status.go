@@ -43,6 +43,9 @@ type MemberStatus struct {
 	// Stranger says why the member does not count as a host; it never
 	// counts for convergence or plans (README.md).
 	Stranger string `json:"stranger,omitempty"`
+	// UnhealthyChecks is how many endpoint checks of its own guests the
+	// member reports failing.
+	UnhealthyChecks int `json:"unhealthyChecks"`
 }
 
 // Alive reports whether a member is alive (suspect is).
@@ -99,6 +102,7 @@ func memberStatuses(members []Member) []MemberStatus {
 			Name: m.Name, Address: m.Address, State: string(m.State),
 			Revision: m.Revision, Digest: m.Digest,
 			Balancers: m.Balancers, Rules: m.Rules, Error: m.Error, Stranger: m.Stranger,
+			UnhealthyChecks: m.Unhealthy,
 		})
 	}
 	slices.SortFunc(out, func(a, b MemberStatus) int { return strings.Compare(a.Name, b.Name) })
