@@ -28,8 +28,8 @@ const (
 // allocated. maxErrorText keeps one message inside a gossip packet
 // (memberlist's UDPBufferSize is 1400 bytes) beside the others.
 const (
-	maxErrorText = 512
-	maxName      = 128 // a node name: a DNS label for hosts, longer for observers
+	maxErrorText  = 512
+	maxName       = 128 // a node name: a DNS label for hosts, longer for observers
 	maxPayloadLen = max(maxErrorText, maxHealthPayload)
 	maxMessage    = 1 + 8 + binary.MaxVarintLen64 + 2*binary.MaxVarintLen16 + maxName + maxPayloadLen
 )
