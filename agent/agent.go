@@ -1,8 +1,10 @@
 // Package agent is the per-host daemon loop: it fetches spec revisions from a
 // source, validates them, computes this host's part of the cluster-wide plan
-// from the alive members, applies it to netfilter, keeps the last good revision
-// (in memory and on disk) when a newer one is rejected, announces its state over
-// gossip, and serves the HTTP API (/status, /healthz, /refresh, /metrics).
+// from the alive members and the health every host reports, applies it to
+// netfilter, keeps the last good revision (in memory and on disk) when a newer
+// one is rejected, probes the health checks of its own guests, announces its
+// state and failing checks over gossip, and serves the HTTP API (/status,
+// /balancers/NAME, /healthz, /refresh, /metrics).
 //
 // One worker goroutine plans and applies; every trigger (source change, gossip
 // membership change, revision hint, resync tick, POST /refresh) only marks work
@@ -22,8 +24,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"weir/agent/health"
 	"weir/agent/source"
 	"weir/cluster"
+	"weir/reconcile/netfilter"
+	"weir/reconcile/plan"
 	"weir/reconcile/render"
 	"weir/spec"
 )
@@ -69,6 +74,12 @@ type Cluster interface {
 	Hints() <-chan string
 	// Leave announces a graceful departure.
 	Leave(timeout time.Duration) error
+	// SetHealth reports which endpoint checks of this host's own guests
+	// fail; the others take it only from this host.
+	SetHealth(unhealthy []spec.CheckID) error
+	// UnhealthyChecks returns, by host, the endpoint checks each host
+	// that counts (this one included) reports failing.
+	UnhealthyChecks() map[string][]spec.CheckID
 }
 
 // Syncer applies a host's desired ruleset to netfilter atomically and repairs
@@ -86,20 +97,33 @@ type Desired struct {
 	Ruleset   *render.Ruleset
 	Balancers int // balancers this host sets
 	Rules     int // rules in Ruleset
+	// Health lists the plan's unhealthy targets and failing-open
+	// balancers; nil when there are none.
+	Health *cluster.HealthSummary
+	// FailOpen names every balancer of the plan that fails open, sorted.
+	FailOpen []string
 }
 
-// Planner computes this host's part of the plan for a spec and alive set
-// (weir/reconcile's Assign, Digest and Render, adapted in the wiring).
+// Planner computes this host's part of the plan for a spec, the alive set
+// and the health view (weir/reconcile's Assign, Digest and Render, adapted
+// in the wiring).
 type Planner interface {
-	Plan(s *spec.Spec, alive []string, node string) Desired
+	Plan(s *spec.Spec, alive []string, health plan.Health, node string) Desired
 }
 
 // PlannerFunc adapts a function to Planner.
-type PlannerFunc func(s *spec.Spec, alive []string, node string) Desired
+type PlannerFunc func(s *spec.Spec, alive []string, health plan.Health, node string) Desired
 
 // Plan calls f.
-func (f PlannerFunc) Plan(s *spec.Spec, alive []string, node string) Desired {
-	return f(s, alive, node)
+func (f PlannerFunc) Plan(s *spec.Spec, alive []string, health plan.Health, node string) Desired {
+	return f(s, alive, health, node)
+}
+
+// Counters reads the rules of one owned chain with their packet counters
+// (weir/reconcile/netfilter's *IPTables implements it); GET /balancers/NAME
+// counts each target's new connections with it.
+type Counters interface {
+	ChainCounters(ctx context.Context, table, chain string) ([]netfilter.RuleCount, error)
 }
 
 // LoadFunc loads and validates a spec tree; its error lists FILE:LINE messages.
@@ -146,14 +170,19 @@ type KeyManager interface {
 // Deps are the adapters the agent drives. Source, Cluster and Syncer are
 // required; Load defaults to spec.Load, Planner to ReconcilePlanner and Status
 // to cluster.BuildStatus. Keys is optional: without it /keys answers 501.
+// Probe runs the health checks of this host's guests (default: over the
+// network, health.NewNetProbe). Counters is optional: without it
+// /balancers/NAME reports no connection counts.
 type Deps struct {
-	Source  source.Source
-	Load    LoadFunc
-	Cluster Cluster
-	Planner Planner
-	Syncer  Syncer
-	Status  StatusFunc
-	Keys    KeyManager
+	Source   source.Source
+	Load     LoadFunc
+	Cluster  Cluster
+	Planner  Planner
+	Syncer   Syncer
+	Status   StatusFunc
+	Keys     KeyManager
+	Probe    health.ProbeFunc
+	Counters Counters
 }
 
 // revisionSpec is one validated revision.
@@ -168,6 +197,9 @@ type appliedState struct {
 	revision  string
 	digest    string
 	alive     []string
+	view      plan.UnhealthySet // the health view the plan was made with
+	health    *cluster.HealthSummary
+	failOpen  []string
 	balancers int
 	rules     int
 	at        time.Time
@@ -184,6 +216,13 @@ type Agent struct {
 	refresh   chan struct{} // fetch now: POST /refresh or the source changed
 	fetchDone chan fetched  // the fetch worker's answers; one fetch runs at a time
 	running   atomic.Bool
+
+	prober       *health.Prober // probes this host's own guests
+	healthWake   chan struct{}  // a check changed state: publish
+	healthReplan chan struct{}  // this host's report changed: replan
+	counterSlots chan struct{}  // bounds the counter reads of /balancers at once
+	hm           *healthMetrics
+	checksRev    string         // revision whose checks the prober runs (worker only)
 
 	// Everything below is written only by the worker; mu guards it for readers
 	// (HTTP handlers and the metrics collector).
@@ -218,14 +257,19 @@ func New(cfg Config, deps Deps) (*Agent, error) {
 	deps.defaults()
 	cfg.defaults()
 	a := &Agent{
-		cfg:       cfg,
-		deps:      deps,
-		log:       cfg.Logger,
-		clock:     cfg.Clock,
-		refresh:   make(chan struct{}, 1),
-		fetchDone: make(chan fetched, 1),
+		cfg:          cfg,
+		deps:         deps,
+		log:          cfg.Logger,
+		clock:        cfg.Clock,
+		refresh:      make(chan struct{}, 1),
+		fetchDone:    make(chan fetched, 1),
+		healthWake:   make(chan struct{}, 1),
+		healthReplan: make(chan struct{}, 1),
+		counterSlots: make(chan struct{}, maxCounterReads),
 	}
+	a.prober = a.newProber(deps.Probe)
 	a.metrics = newMetrics(a)
+	a.registerHealthMetrics()
 	return a, nil
 }
 

@@ -49,7 +49,7 @@ func agentFlags(o *agentOptions, stderr io.Writer) *flag.FlagSet {
 	fs.BoolVar(&o.insecureGossip, "insecure-gossip", false, "gossip in clear text: anyone who reaches the gossip port can forge membership and steer traffic")
 	fs.StringVar(&o.clusterName, "cluster", "", "cluster name; agents with another name never merge with this cluster")
 	fs.StringVar(&o.gossipProfile, "gossip-profile", "lan", "memberlist timing profile: lan, local or wan")
-	fs.StringVar(&o.api, "api", "127.0.0.1:7947", "HTTP API address (/status, /metrics, /healthz, /refresh)")
+	fs.StringVar(&o.api, "api", "127.0.0.1:7947", "HTTP API address (/status, /balancers/NAME, /metrics, /healthz, /refresh)")
 	fs.DurationVar(&o.poll, "poll", source.DefaultPoll, "how often to check the Git branch for new commits")
 	fs.DurationVar(&o.resync, "resync", agent.DefaultResync, "how often to check the live rules for drift")
 	fs.DurationVar(&o.settle, "settle-time", cluster.DefaultSettleTime, "how long an agent that reaches no peer waits before it treats unseen hosts as dead")
@@ -61,7 +61,7 @@ func agentFlags(o *agentOptions, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.gitPasswordFile, "git-password-file", "", "file holding the password or token for https:// repositories")
 	fs.StringVar(&o.verifyKeys, "verify-keys", "", "armored OpenPGP public keys; commits not signed by one of them are refused")
 	fs.StringVar(&o.webhookSecretFile, "webhook-secret-file", "", "secret required on POST /refresh (GitHub, Gitea or GitLab webhook signature, or bearer token)")
-	fs.StringVar(&o.apiTokenFile, "api-token-file", "", "token required as \"Authorization: Bearer\" on GET /status and /metrics (required with a non-loopback --api)")
+	fs.StringVar(&o.apiTokenFile, "api-token-file", "", "token required as \"Authorization: Bearer\" on GET /status, /balancers/NAME and /metrics (required with a non-loopback --api)")
 	fs.DurationVar(&o.fetchTimeout, "fetch-timeout", agent.DefaultFetchTimeout, "deadline of one fetch from the spec source (each Git listing and download)")
 	fs.StringVar(&o.backend, "backend", netfilter.BackendAuto, "iptables backend: auto, nft or legacy")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
@@ -221,7 +221,7 @@ func startAgent(ctx context.Context, o agentOptions, api agent.APIConfig, keys [
 	a, err := agent.New(agent.Config{
 		Node: o.node, StateDir: o.stateDir, Resync: o.resync, MinInterval: o.minInterval,
 		FetchTimeout: o.fetchTimeout, API: api, GossipEncrypted: len(keys) > 0, Logger: log,
-	}, agent.Deps{Source: src, Cluster: cl, Syncer: agent.NewSyncer(syncer), Keys: cl})
+	}, agent.Deps{Source: src, Cluster: cl, Syncer: agent.NewSyncer(syncer), Keys: cl, Counters: nf})
 	if err != nil {
 		return err
 	}
