@@ -222,7 +222,7 @@ type Agent struct {
 	healthReplan chan struct{}  // this host's report changed: replan
 	counterSlots chan struct{}  // bounds the counter reads of /balancers at once
 	hm           *healthMetrics
-	checksRev    string         // revision whose checks the prober runs (worker only)
+	checksRev    string // revision whose checks the prober runs (worker only)
 
 	// Everything below is written only by the worker; mu guards it for readers
 	// (HTTP handlers and the metrics collector).
