@@ -40,13 +40,18 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	profile := fs.String("gossip-profile", "lan", "observer mode: memberlist profile lan, local or wan")
 	name := fs.String("observer-name", "", "observer mode: node name (default weir-status-HOSTNAME-PID)")
 	settle := fs.Duration("settle", time.Second, "observer mode: how long to listen after joining before reporting")
+	balancer := fs.String("balancer", "", "show one balancer's targets (state, share, connections) as the local agent sees them")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: weir status [--api ADDR] [-o table|json] [--wait DURATION [--revision REV]]\n"+
+			"       weir status --balancer NAME [--api ADDR] [-o table|json]\n"+
 			"       weir status --join IP:PORT[,...] [--gossip-key-file F] [--cluster NAME] [-o table|json] [--wait DURATION [--revision REV]]\n\nflags:")
 		fs.PrintDefaults()
 	}
 	if err := parseFlags(fs, args); err != nil {
 		return exitUsage
+	}
+	if *balancer != "" {
+		return runStatusBalancer(ctx, fs, balancerQuery{name: *balancer, api: *api, tokenFile: *tokenFile, output: *output, timeout: *timeout}, stdout, stderr)
 	}
 	if fs.NArg() != 0 {
 		fmt.Fprintf(stderr, "weir status: unexpected argument %q\n", fs.Arg(0))
@@ -169,12 +174,7 @@ func waitStatus(ctx context.Context, fetch func(context.Context) (cluster.Status
 }
 
 // statusURL accepts the API as "host:port" or as a URL.
-func statusURL(api string) string {
-	if strings.HasPrefix(api, "http://") || strings.HasPrefix(api, "https://") {
-		return strings.TrimSuffix(api, "/") + "/status"
-	}
-	return "http://" + api + "/status"
-}
+func statusURL(api string) string { return apiURL(api, "/status") }
 
 func getStatus(ctx context.Context, client *http.Client, url string, token []byte) (cluster.Status, error) {
 	var s cluster.Status
