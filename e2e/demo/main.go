@@ -37,12 +37,12 @@ const frontend = "198.20.0.10:80"
 
 // demo is one run of the demo: its lab, its agents, and where it prints.
 type demo struct {
-	out    io.Writer
-	start  time.Time
-	bin    string // the weir binary
-	lab    *lab.Lab
-	weir   *lab.Weir
-	web    *lab.Guest        // the guest the connections come from
+	out     io.Writer
+	start   time.Time
+	bin     string // the weir binary
+	lab     *lab.Lab
+	weir    *lab.Weir
+	web     *lab.Guest           // the guest the connections come from
 	files   map[string]string    // the specs last pushed
 	commit  string               // and their commit
 	servers map[string]*lab.Proc // the orders servers, by guest name
