@@ -11,7 +11,7 @@ import (
 
 // lanCluster starts n nodes with memberlist's unmodified LAN profile (the
 // agents' default), each joining the first, and waits until all see all.
-func lanCluster(t *testing.T, n int) []*Cluster {
+func lanCluster(t testing.TB, n int) []*Cluster {
 	t.Helper()
 	cfgFor := func(i int, join ...string) Config {
 		cfg := testConfig(fmt.Sprintf("host-%02d", i), join...)

@@ -17,6 +17,7 @@ import (
 func FuzzDecodeMessage(f *testing.F) {
 	f.Add(message{Kind: msgHint, Origin: "host-a", Inc: 1, Seq: 1, Payload: "dir:ab"}.encode())
 	f.Add(message{Kind: msgHealth, Origin: "host-b", Inc: 2, Seq: 4, Payload: healthPage{Part: 1, Parts: 2, IDs: []spec.CheckID{{9}}}.payload()}.encode())
+	f.Add(message{Kind: msgCheck, Origin: "host-c", Inc: 3, Seq: 5, Payload: checkPayload(spec.CheckID{7}, true)}.encode())
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := decodeMessage(b)
 		if err != nil {

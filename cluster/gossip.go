@@ -31,7 +31,7 @@ func (c *Cluster) receive(b []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.takeLocked(m, c.now()) {
-		c.queue.QueueBroadcast(newBroadcast(m, nil))
+		c.queue.QueueBroadcast(relayBroadcast(m))
 	}
 }
 

@@ -8,40 +8,22 @@ import (
 	"weir/spec"
 )
 
-// healthRec is what one origin's current incarnation has reported about
-// its endpoint checks: the report in effect and a newer one whose pages are
-// still arriving. A new incarnation starts without one (setMetaLocked), so
-// a restarted host's checks count healthy until it reports again.
-type healthRec struct {
-	version uint64         // counter of the report's first page; 0: none yet
-	last    uint64         // counter of its last page
-	ids     []spec.CheckID // failing checks, sorted
-	pend    pendingReport
-}
-
-// pendingReport gathers the pages of a report newer than the one in effect.
-type pendingReport struct {
-	version uint64
-	pages   [][]spec.CheckID // by part
-	have    uint32           // bit i: page i is in (maxHealthPages ≤ 32)
-}
-
 // ownReport is this node's own health report as last set.
 type ownReport struct {
-	version uint64 // 0: nothing reported in this incarnation
+	version uint64 // counter reserved for its first page; 0: nothing reported yet
 	ids     []spec.CheckID
 }
 
 // SetHealth reports which endpoint checks of this host's own guests fail
-// (IDs in any order; duplicates are ignored). The report travels as a
-// gossip broadcast, once more Reannounce after the last change, and in
-// push/pull syncs; other nodes take it only from this node, and only while
-// it counts as a host. A check left out counts as healthy. Reporting the
-// same set again costs nothing; beyond MaxUnhealthy IDs, the lowest are
-// reported.
+// (IDs in any order; duplicates are ignored). Each check that changed
+// travels as a gossip broadcast of its own, sent once more Reannounce later
+// (healthLoop); the whole report travels in push/pull syncs. Other nodes take
+// it only from this node, and only while it counts as a host. A check left
+// out counts as healthy. Reporting the same set again costs nothing; beyond
+// MaxUnhealthy IDs, the lowest are reported.
 func (c *Cluster) SetHealth(unhealthy []spec.CheckID) error {
 	ids := slices.Clone(unhealthy)
-	slices.SortFunc(ids, func(a, b spec.CheckID) int { return bytes.Compare(a[:], b[:]) })
+	slices.SortFunc(ids, compareIDs)
 	ids = slices.Compact(ids)
 	if len(ids) > MaxUnhealthy {
 		c.log.Warn("more failing health checks than one report holds; the rest count as healthy", "failing", len(ids), "reported", MaxUnhealthy)
@@ -52,24 +34,64 @@ func (c *Cluster) SetHealth(unhealthy []spec.CheckID) error {
 		c.mu.Unlock()
 		return ErrClosed
 	}
-	if slices.Equal(ids, c.own.ids) && (c.own.version > 0 || len(ids) == 0) {
+	changes := diffIDs(c.own.ids, ids)
+	if len(changes) == 0 {
 		c.mu.Unlock()
 		return nil
 	}
-	msgs := healthMessages(c.cfg.Node, c.incarnation, c.lastSeq+1, ids)
-	c.lastSeq += uint64(len(msgs))
-	c.own = ownReport{version: msgs[0].Seq, ids: ids}
-	c.queueHealthLocked(msgs)
+	for _, ch := range changes {
+		seq := c.nextSeqLocked()
+		c.queue.QueueBroadcast(newPartBroadcast(c.ownMessage(msgCheck, seq, checkPayload(ch.id, ch.failing)), ch.id.String()))
+		c.resendIDs[ch.id] = checkRec{seq: seq, failing: ch.failing}
+	}
+	// The report's counters come after the transitions it reflects.
+	c.own = ownReport{version: c.lastSeq + 1, ids: ids}
+	c.lastSeq += uint64(len(healthPages(ids)))
 	c.mu.Unlock()
 	signal(c.resend)
 	return nil
 }
 
-// queueHealthLocked queues the pages of a report for broadcast.
-func (c *Cluster) queueHealthLocked(msgs []message) {
-	for i, m := range msgs {
-		c.queue.QueueBroadcast(newPageBroadcast(m, i))
+// checkChange is one check that starts or stops failing.
+type checkChange struct {
+	id      spec.CheckID
+	failing bool
+}
+
+// diffIDs returns the checks that fail in after but not in before, and
+// those that no longer do, in ID order; both lists sorted.
+func diffIDs(before, after []spec.CheckID) []checkChange {
+	var out []checkChange
+	i, j := 0, 0
+	for i < len(before) || j < len(after) {
+		switch {
+		case j == len(after) || i < len(before) && compareIDs(before[i], after[j]) < 0:
+			out = append(out, checkChange{before[i], false})
+			i++
+		case i == len(before) || compareIDs(after[j], before[i]) < 0:
+			out = append(out, checkChange{after[j], true})
+			j++
+		default:
+			i, j = i+1, j+1
+		}
 	}
+	return out
+}
+
+func compareIDs(a, b spec.CheckID) int { return bytes.Compare(a[:], b[:]) }
+
+// resendHealth queues the transitions not sent again yet once more, with
+// their counters.
+func (c *Cluster) resendHealth() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed || c.left {
+		return
+	}
+	for id, rec := range c.resendIDs {
+		c.queue.QueueBroadcast(newPartBroadcast(c.ownMessage(msgCheck, rec.seq, checkPayload(id, rec.failing)), id.String()))
+	}
+	clear(c.resendIDs)
 }
 
 // ownHealthLocked returns this node's report as messages; nil when it has
@@ -94,8 +116,8 @@ func (c *Cluster) UnhealthyChecks() map[string][]spec.CheckID {
 	}
 	for _, name := range slices.Sorted(maps.Keys(c.members)) {
 		r := c.members[name]
-		if len(r.origin.health.ids) > 0 && c.countsLocked(name, r) {
-			out[name] = slices.Clone(r.origin.health.ids)
+		if r.origin.health.failing > 0 && c.countsLocked(name, r) {
+			out[name] = r.origin.health.failingIDs()
 		}
 	}
 	return out
@@ -104,55 +126,4 @@ func (c *Cluster) UnhealthyChecks() map[string][]spec.CheckID {
 // countsLocked reports whether member name counts as an alive host.
 func (c *Cluster) countsLocked(name string, r *memberRec) bool {
 	return r.state == StateAlive && r.metaErr == nil && !r.decoded.Observer && c.strangerLocked(name, r) == ""
-}
-
-// takeHealthLocked takes in a page of origin's health report (admitted by
-// admitLocked) and reports whether it was new. The report takes effect when
-// its last missing page arrives; a page of an older report than the one
-// gathered, or one already in, is not new.
-func (c *Cluster) takeHealthLocked(r *memberRec, m message) bool {
-	p, err := decodeHealthPage(m.Payload)
-	if err != nil { // cannot happen: decodeMessage checked it
-		return false
-	}
-	h := &r.origin.health
-	version := m.Seq - uint64(p.Part)
-	if version <= h.version || version < h.pend.version {
-		return false
-	}
-	pd := &h.pend
-	if version > pd.version {
-		*pd = pendingReport{version: version, pages: make([][]spec.CheckID, p.Parts)}
-	}
-	if len(pd.pages) != p.Parts || pd.have&(1<<p.Part) != 0 {
-		return false
-	}
-	pd.pages[p.Part], pd.have = p.IDs, pd.have|1<<p.Part
-	if pd.have != 1<<p.Parts-1 {
-		return true
-	}
-	ids := slices.Concat(pd.pages...)
-	last := version + uint64(p.Parts) - 1
-	if !ascending(ids) {
-		// Pages that do not join into one sorted list were not written by
-		// SetHealth; the report in effect stands.
-		*pd = pendingReport{}
-		return true
-	}
-	changed := !slices.Equal(ids, h.ids)
-	*h = healthRec{version: version, last: last, ids: ids}
-	if changed {
-		signal(c.raw)
-	}
-	return true
-}
-
-// originHealthLocked returns the report in effect of member name as
-// messages; nil when it has none.
-func originHealthLocked(name string, r *memberRec) []message {
-	h := r.origin.health
-	if h.version == 0 {
-		return nil
-	}
-	return healthMessages(name, r.origin.inc, h.version, h.ids)
 }

@@ -184,14 +184,19 @@ func TestOwnHealthReport(t *testing.T) {
 	if err := c.SetHealth(append(shuffled, list[3])); err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(c.own.ids, list) || c.own.version != 1 || c.lastSeq != 2 {
-		t.Fatalf("own report %d IDs version %d (last counter %d); want %d sorted IDs in 2 pages from 1", len(c.own.ids), c.own.version, c.lastSeq, len(list))
+	// 65 transitions (counters 1-65), then the report's 2 pages (66, 67).
+	if !slices.Equal(c.own.ids, list) || c.own.version != 66 || c.lastSeq != 67 {
+		t.Fatalf("own report %d IDs version %d (last counter %d); want %d sorted IDs, version 66, 2 pages", len(c.own.ids), c.own.version, c.lastSeq, len(list))
 	}
-	if err := c.SetHealth(list); err != nil || c.lastSeq != 2 {
+	if err := c.SetHealth(list); err != nil || c.lastSeq != 67 {
 		t.Errorf("the same report again used counters up to %d; want none", c.lastSeq)
 	}
 	if got := c.UnhealthyChecks()["host-a"]; !slices.Equal(got, list) {
 		t.Errorf("own entry in the view has %d IDs; want %d", len(got), len(list))
+	}
+	// One check more: one transition, and the report's counters after it.
+	if err := c.SetHealth(append(slices.Clone(list), ids(1000, 1)...)); err != nil || c.lastSeq != 70 || c.own.version != 69 {
+		t.Errorf("one more failing check: last counter %d, version %d; want 70 and 69", c.lastSeq, c.own.version)
 	}
 	if err := c.SetHealth(ids(1, MaxUnhealthy+5)); err != nil || len(c.own.ids) != MaxUnhealthy {
 		t.Errorf("SetHealth of %d IDs kept %d; want %d", MaxUnhealthy+5, len(c.own.ids), MaxUnhealthy)
@@ -242,5 +247,94 @@ func TestAddReportsKeepsReportsWhole(t *testing.T) {
 	}
 	if _, err := decodePushState(st.encode()); err != nil {
 		t.Errorf("a state full of reports does not decode: %v", err)
+	}
+}
+
+func TestDiffIDs(t *testing.T) {
+	a := ids(1, 5)
+	got := diffIDs([]spec.CheckID{a[0], a[2], a[4]}, []spec.CheckID{a[1], a[2], a[3]})
+	want := []checkChange{{a[0], false}, {a[1], true}, {a[3], true}, {a[4], false}}
+	if !slices.Equal(got, want) {
+		t.Errorf("diffIDs = %v; want %v", got, want)
+	}
+}
+
+// transition is host's message that check id fails (or passes) at seq.
+func transition(host string, inc, seq uint64, id spec.CheckID, failing bool) message {
+	return message{Kind: msgCheck, Origin: host, Inc: inc, Seq: seq, Payload: checkPayload(id, failing)}
+}
+
+func TestCheckTransitions(t *testing.T) {
+	c := offlineTrio(t)
+	x, y := ids(1, 1)[0], ids(2, 1)[0]
+	if got := take(c, transition("host-b", 0xb, 3, x, true), transition("host-b", 0xb, 4, y, true)); !slices.Equal(got, []bool{true, true}) {
+		t.Fatalf("transitions taken = %v; want both", got)
+	}
+	if got := c.UnhealthyChecks()["host-b"]; !slices.Equal(got, []spec.CheckID{x, y}) {
+		t.Fatalf("view = %v; want x and y", got)
+	}
+	// y passes at 6; its "failing" of 5, arriving late by another path, is old.
+	take(c, transition("host-b", 0xb, 6, y, false))
+	if got := take(c, transition("host-b", 0xb, 5, y, true), transition("host-b", 0xb, 6, y, false)); slices.Contains(got, true) {
+		t.Errorf("late or repeated transitions taken = %v; want none", got)
+	}
+	// The report of version 8 (x failing) makes anything older old, and a
+	// transition after it stands.
+	take(c, transition("host-b", 0xb, 10, y, true))
+	take(c, report("host-b", 0xb, 8, []spec.CheckID{x})...)
+	if got := c.UnhealthyChecks()["host-b"]; !slices.Equal(got, []spec.CheckID{x, y}) {
+		t.Errorf("view after a report older than a transition = %v; want x and y", got)
+	}
+	if got := take(c, transition("host-b", 0xb, 7, x, false)); got[0] {
+		t.Error("a transition older than the report in effect was taken")
+	}
+	// What host-a passes on in push/pull brings host-c to the same view.
+	c.mu.Lock()
+	msgs := originHealthLocked("host-b", c.members["host-b"])
+	c.mu.Unlock()
+	d := offlineTrio(t)
+	take(d, msgs...)
+	if got, want := d.UnhealthyChecks()["host-b"], c.UnhealthyChecks()["host-b"]; !slices.Equal(got, want) {
+		t.Errorf("view rebuilt from what host-a passes on = %v; want %v", got, want)
+	}
+	if got := take(d, transition("host-b", 0xb, 9, y, false)); got[0] {
+		t.Error("after the rebuild, a transition older than the newest word on y was taken")
+	}
+}
+
+func TestCheckRecsBounded(t *testing.T) {
+	c := offlineTrio(t)
+	seq := uint64(1)
+	for _, id := range ids(1, maxCheckRecs+10) {
+		take(c, transition("host-b", 0xb, seq, id, false))
+		seq++
+	}
+	if n := len(c.members["host-b"].origin.health.checks); n != maxCheckRecs {
+		t.Errorf("%d passing checks kept; want at most %d", n, maxCheckRecs)
+	}
+	for _, id := range ids(100000, maxCheckRecs) {
+		take(c, transition("host-b", 0xb, seq, id, true))
+		seq++
+	}
+	h := c.members["host-b"].origin.health
+	if len(h.checks) != maxCheckRecs || h.failing != maxCheckRecs {
+		t.Errorf("kept %d checks, %d failing; want the bound, all failing", len(h.checks), h.failing)
+	}
+	if got := take(c, transition("host-b", 0xb, seq, ids(900000, 1)[0], true)); got[0] {
+		t.Error("a transition over the bound with every kept check failing was taken")
+	}
+}
+
+// TestRelaysKeepEveryTransition: a node passes on every new transition and
+// page it takes; those of one origin do not replace one another.
+func TestRelaysKeepEveryTransition(t *testing.T) {
+	c := offlineTrio(t)
+	two := ids(1, 2)
+	for i, m := range append([]message{transition("host-b", 0xb, 1, two[0], true), transition("host-b", 0xb, 2, two[1], true)},
+		report("host-b", 0xb, 3, ids(1, healthPageIDs+1))...) {
+		c.receive(m.encode())
+		if got := c.queue.NumQueued(); got != i+1 {
+			t.Fatalf("after %d messages of host-b, %d queued to pass on; want %d", i+1, got, i+1)
+		}
 	}
 }

@@ -10,19 +10,31 @@ import (
 )
 
 // Health reports. The agent on a host probes its own guests and tells the
-// cluster which of its endpoint checks fail; only those travel, since a
-// check nobody reported counts as healthy. A report is the host's whole
-// sorted list of failing CheckIDs, split into pages that each fit a gossip
-// packet beside other messages (a page is about the size of an error text).
-// Every page is a msgHealth message whose payload is
+// cluster which of its endpoint checks fail; only failing ones need to be
+// known, since a check nobody reported counts as healthy. Two kinds of
+// message carry them, both under the origin's counter:
 //
-//	part(uvarint) parts(uvarint) id(8)…
+//   - a transition (msgCheck) says one check now fails or passes:
 //
-// and whose counter is the report's version plus part: the counters of one
-// report are consecutive, so a receiver knows the version from any page
-// (Seq-part), and every page of a newer report comes after every page of an
-// older one. A report takes effect once all its pages are in; until then the
-// previous one stands.
+//     payload: id(8) failing(1)
+//
+//     It is what a change broadcasts, and once more Reannounce later (see
+//     healthLoop): small, and independent of how many other checks fail, so
+//     the news of one check never waits for the others, however many fail
+//     or keep changing.
+//
+//   - a report (msgHealth) is the host's whole sorted list of failing IDs at
+//     a version, split into pages that each fit in a message:
+//
+//     payload: part(uvarint) parts(uvarint) id(8)…
+//
+//     Page i carries the counter version+i, so a receiver knows the version
+//     from any page (Seq-part). Reports travel in push/pull syncs, where a
+//     node joining learns every host's failing checks and a lost transition
+//     is repaired at the latest; a report takes effect once all its pages
+//     are in. SetHealth reserves a report's counters after the transitions
+//     of the same change, so the report of version V reflects every
+//     transition below V.
 const (
 	// healthPageIDs is how many IDs one page carries: 512 bytes of them.
 	healthPageIDs = 64
@@ -58,6 +70,25 @@ func (p healthPage) payload() string {
 }
 
 var errBadHealthPage = errors.New("malformed health report page")
+
+// checkPayload renders a transition's payload.
+func checkPayload(id spec.CheckID, failing bool) string {
+	b := append(make([]byte, 0, checkIDLen+1), id[:]...)
+	if failing {
+		return string(append(b, 1))
+	}
+	return string(append(b, 0))
+}
+
+// decodeCheck parses a transition's payload.
+func decodeCheck(payload string) (spec.CheckID, bool, error) {
+	var id spec.CheckID
+	if len(payload) != checkIDLen+1 || payload[checkIDLen] > 1 {
+		return id, false, fmt.Errorf("health transition of %d bytes: %w", len(payload), errBadHealthPage)
+	}
+	copy(id[:], payload)
+	return id, payload[checkIDLen] == 1, nil
+}
 
 // decodeHealthPage parses a page payload, refusing a part count over
 // maxHealthPages, a part out of range, more than healthPageIDs IDs, IDs out

@@ -75,8 +75,7 @@ func (c *Cluster) joinLoop(seeds []string) {
 const announceSpacing = 100 * time.Millisecond
 
 // updateLoop announces this node's meta after SetLocal changed it, and once
-// more Reannounce after the last change of the meta or the health report
-// (SetHealth), sending the error text and health report again with it. Gossip is probabilistic: with
+// more Reannounce after the last change. Gossip is probabilistic: with
 // memberlist's retransmit limit, a node misses a given broadcast about once
 // in 10,000 times (in a 10-node cluster, about 1 state change in 200 left
 // some node on the old state), and only the 30 s push/pull would repair it.
@@ -100,13 +99,9 @@ func (c *Cluster) updateLoop() {
 			if !c.wait(announceSpacing) {
 				return
 			}
-		case <-c.resend:
-			if c.cfg.Reannounce > 0 {
-				again.Reset(c.cfg.Reannounce)
-			}
 		case <-again.C:
 			c.announce()
-			c.resendMessages()
+			c.resendError()
 		}
 	}
 }
@@ -125,17 +120,37 @@ func (c *Cluster) announce() {
 	_ = c.ml.UpdateNode(time.Nanosecond)
 }
 
-// resendMessages queues this node's current error text and health report
-// again, with the counters they were sent with: receivers that have them
-// refuse them as old and do not pass them on.
-func (c *Cluster) resendMessages() {
+// resendError queues this node's current error text again, with the
+// counter it was sent with: receivers that have it refuse it as old and do
+// not pass it on.
+func (c *Cluster) resendError() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closed || c.left {
-		return
-	}
-	if c.local.Error != "" && c.ownErrSeq > 0 {
+	if c.local.Error != "" && c.ownErrSeq > 0 && !c.closed && !c.left {
 		c.queue.QueueBroadcast(newBroadcast(c.ownMessage(msgError, c.ownErrSeq, c.local.Error), nil))
 	}
-	c.queueHealthLocked(c.ownHealthLocked())
+}
+
+// healthLoop sends this node's health transitions once more Reannounce
+// after the first of them not sent again yet, with their counters: a node
+// that missed one takes it then, the others refuse it as old and pass
+// nothing on. Unlike the meta's second announcement it does not wait for
+// quiet, so a host whose checks keep changing still has its losses
+// repaired within about 2 × Reannounce, not at the 30 s push/pull.
+func (c *Cluster) healthLoop() {
+	defer c.wg.Done()
+	for {
+		select {
+		case <-c.done:
+			return
+		case <-c.resend:
+		}
+		if c.cfg.Reannounce <= 0 {
+			continue
+		}
+		if !c.wait(c.cfg.Reannounce) {
+			return
+		}
+		c.resendHealth()
+	}
 }

@@ -52,7 +52,7 @@ func (c *Cluster) memberLocked(name string, r *memberRec) Member {
 	m.Observer = meta.Observer
 	m.Revision, m.Digest, m.Balancers, m.Rules = meta.Revision, meta.Digest, meta.Balancers, meta.Rules
 	if c.countsLocked(name, r) {
-		m.Unhealthy = len(r.origin.health.ids)
+		m.Unhealthy = r.origin.health.failing
 	}
 	if meta.HasError {
 		if t := r.origin.err; t.seq > 0 && errorCRC(t.text) == meta.ErrorCRC {

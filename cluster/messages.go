@@ -22,6 +22,9 @@ const (
 	// msgHealth is one page of origin's health report: the endpoint checks
 	// of its own guests that fail (healthwire.go).
 	msgHealth byte = 'u'
+	// msgCheck says that one endpoint check of origin's own guests now
+	// fails or passes (healthwire.go).
+	msgCheck byte = 't'
 )
 
 // Bounds of a user message, checked on receipt before anything is
@@ -92,6 +95,8 @@ func maxPayload(kind byte) (int, bool) {
 		return 0, true
 	case msgHealth:
 		return maxHealthPayload, true
+	case msgCheck:
+		return checkIDLen + 1, true
 	}
 	return 0, false
 }
@@ -121,6 +126,11 @@ func decodeMessage(b []byte) (message, error) {
 	if m.Origin == "" || m.Inc == 0 || m.Seq == 0 {
 		return message{}, fmt.Errorf("gossip message without origin, incarnation or counter: %w", errBadMessage)
 	}
+	if m.Kind == msgCheck {
+		if _, _, err := decodeCheck(m.Payload); err != nil {
+			return message{}, fmt.Errorf("gossip message %q: %w: %w", m.Kind, errBadMessage, err)
+		}
+	}
 	if m.Kind == msgHealth {
 		p, err := decodeHealthPage(m.Payload)
 		if err != nil {
@@ -149,11 +159,27 @@ func newBroadcast(m message, done chan struct{}) *broadcast {
 	return &broadcast{name: string(m.Kind) + "/" + m.Origin, msg: m.encode(), done: done}
 }
 
-// newPageBroadcast is a queued page of a health report, named by its part
-// too, so the pages of one report travel side by side and a newer report's
-// page replaces the same page of an older one.
-func newPageBroadcast(m message, part int) *broadcast {
-	return &broadcast{name: string(m.Kind) + "/" + m.Origin + "/" + strconv.Itoa(part), msg: m.encode()}
+// relayBroadcast is a message from another node passed on, named as its
+// origin named it: the transitions of several checks, or the pages of one
+// report, must not replace one another in the queue.
+func relayBroadcast(m message) *broadcast {
+	switch m.Kind {
+	case msgCheck:
+		id, _, _ := decodeCheck(m.Payload)
+		return newPartBroadcast(m, id.String())
+	case msgHealth:
+		p, _ := decodeHealthPage(m.Payload)
+		return newPartBroadcast(m, strconv.Itoa(p.Part))
+	}
+	return newBroadcast(m, nil)
+}
+
+// newPartBroadcast is a queued message named by kind, origin and part: the
+// pages of one health report travel side by side, a newer report's page
+// replaces the same page of an older one, and a newer transition of a check
+// replaces an older one of the same check still queued.
+func newPartBroadcast(m message, part string) *broadcast {
+	return &broadcast{name: string(m.Kind) + "/" + m.Origin + "/" + part, msg: m.encode()}
 }
 
 // Invalidates reports whether b supersedes other: same kind, same origin.
