@@ -4,7 +4,7 @@
 // netfilter, keeps the last good revision (in memory and on disk) when a newer
 // one is rejected, probes the health checks of its own guests, announces its
 // state and failing checks over gossip, and serves the HTTP API (/status,
-// /balancers/NAME, /healthz, /refresh, /metrics).
+// /balancers/NAME, /rules, /healthz, /refresh, /metrics, /keys).
 //
 // One worker goroutine plans and applies; every trigger (source change, gossip
 // membership change, revision hint, resync tick, POST /refresh) only marks work
@@ -157,8 +157,10 @@ type Config struct {
 	API APIConfig
 	// GossipEncrypted says whether gossip is encrypted; Status reports it.
 	GossipEncrypted bool
-	Logger          *slog.Logger
-	Clock           Clock
+	// Build labels weir_build_info.
+	Build  Build
+	Logger *slog.Logger
+	Clock  Clock
 }
 
 // KeyManager runs gossip key operations over the cluster (weir/cluster's
@@ -216,6 +218,8 @@ type Agent struct {
 	refresh   chan struct{} // fetch now: POST /refresh or the source changed
 	fetchDone chan fetched  // the fetch worker's answers; one fetch runs at a time
 	running   atomic.Bool
+	ready     chan struct{} // closed once the first pass ended or the cluster settled
+	readyOnce sync.Once
 
 	prober       *health.Prober // probes this host's own guests
 	healthWake   chan struct{}  // a check changed state: publish
@@ -240,6 +244,8 @@ type Agent struct {
 	announced  *cluster.NodeState
 	settled    bool
 	failures   int // consecutive passes that failed to fetch or apply
+
+	wanted wantedRules // the ruleset handed to the Syncer last: GET /rules
 
 	passStarted  time.Time // when the running pass started; zero between passes
 	lastPassEnd  time.Time // when the last pass ended (the loop's start before one)
@@ -266,6 +272,7 @@ func New(cfg Config, deps Deps) (*Agent, error) {
 		healthWake:   make(chan struct{}, 1),
 		healthReplan: make(chan struct{}, 1),
 		counterSlots: make(chan struct{}, maxCounterReads),
+		ready:        make(chan struct{}),
 	}
 	a.prober = a.newProber(deps.Probe)
 	a.metrics = newMetrics(a)

@@ -25,26 +25,44 @@ import (
 	"weir/cluster"
 )
 
-// counterValue reads a counter or gauge without labels from the agent's registry.
-func counterValue(t *testing.T, a *Agent, name string) float64 {
+// metricFamily returns the metrics named name from the agent's registry.
+func metricFamily(t *testing.T, a *Agent, name string) []*dto.Metric {
 	t.Helper()
 	mfs, err := a.metrics.registry.Gather()
 	if err != nil {
 		t.Fatalf("Gather: %v", err)
 	}
 	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		m := mf.GetMetric()[0]
-		switch mf.GetType() {
-		case dto.MetricType_COUNTER:
-			return m.GetCounter().GetValue()
-		case dto.MetricType_GAUGE:
-			return m.GetGauge().GetValue()
+		if mf.GetName() == name {
+			return mf.GetMetric()
 		}
 	}
 	t.Fatalf("metric %s not found", name)
+	return nil
+}
+
+// counterValue reads a counter or gauge without labels from the agent's registry.
+func counterValue(t *testing.T, a *Agent, name string) float64 {
+	t.Helper()
+	m := metricFamily(t, a, name)[0]
+	if m.GetCounter() != nil {
+		return m.GetCounter().GetValue()
+	}
+	return m.GetGauge().GetValue()
+}
+
+// labelledValue returns the value of the counter name whose label is
+// value.
+func labelledValue(t *testing.T, a *Agent, name, label, value string) float64 {
+	t.Helper()
+	for _, m := range metricFamily(t, a, name) {
+		for _, l := range m.GetLabel() {
+			if l.GetName() == label && l.GetValue() == value {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	t.Fatalf("metric %s{%s=%q} not found", name, label, value)
 	return 0
 }
 
@@ -110,9 +128,13 @@ func TestStatusHealthzAndMetrics(t *testing.T) {
 		`weir_members{state="alive"} 2`,
 		`weir_members{state="dead"} 1`,
 		`weir_members{state="left"} 0`,
-		"weir_git_fetch_errors_total 0",
+		`weir_source_fetches_total{result="error",source="other"} 0`,
+		`weir_source_fetches_total{result="success",source="other"} 1`,
 		"weir_drift_repairs_total 0",
-		"weir_apply_errors_total 0",
+		`weir_drift_checks_total{result="error"} 0`,
+		`weir_applies_total{result="error"} 0`,
+		`weir_applies_total{result="success"} 1`,
+		`weir_build_info{commit="",goversion="",version=""} 1`,
 		"weir_reconcile_duration_seconds_count",
 		"weir_last_apply_timestamp_seconds",
 	} {

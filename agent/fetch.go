@@ -81,7 +81,7 @@ func (a *Agent) fetchAnswered(s *schedule, f fetched) {
 // an answer, as a failed fetch: status, health and metrics say so until it
 // answers.
 func (a *Agent) fetchOverdue() {
-	a.metrics.fetchErrors.Inc()
+	a.metrics.fetched(false)
 	err := fmt.Errorf("fetching specs: no answer from the source within %s", a.cfg.FetchTimeout)
 	a.mu.Lock()
 	a.fetchErr = err
@@ -99,13 +99,16 @@ func (a *Agent) takeFetch(ctx context.Context, f *fetched) (cand *revisionSpec, 
 			return nil, false
 		}
 		if !f.overdue {
-			a.metrics.fetchErrors.Inc()
+			a.metrics.fetched(false)
 		}
 		a.mu.Lock()
 		a.fetchErr = fmt.Errorf("fetching specs: %w", f.err)
 		a.mu.Unlock()
 		a.log.Error("fetching specs failed; keeping the applied revision", "err", f.err)
 		return nil, true
+	}
+	if !f.overdue { // an overdue fetch was counted as an error already
+		a.metrics.fetched(true)
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()

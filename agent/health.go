@@ -31,21 +31,52 @@ func (a *Agent) Health() Health {
 	return Health{OK: true}
 }
 
+// Live judges only whether the loop makes progress: it is running, and no
+// pass overran its deadline or is overdue. Unlike Health it ignores a
+// source that fails or hangs and an apply that failed (the loop retries
+// them), so a supervisor restarting on it (the systemd watchdog) restarts
+// a stuck agent, never one that waits for Git.
+func (a *Agent) Live() Health {
+	now := a.clock.Now()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if reason := a.stuckLocked(now, false); reason != "" {
+		return Health{Reason: reason}
+	}
+	return Health{OK: true}
+}
+
+// Ready is closed once the agent is worth being called started: its first
+// pass ended (applied, or found nothing valid to apply), or the cluster
+// settled, whichever comes first.
+func (a *Agent) Ready() <-chan struct{} { return a.ready }
+
+func (a *Agent) markReady() { a.readyOnce.Do(func() { close(a.ready) }) }
+
 // unhealthyLocked is Health's reason, "" when healthy.
 func (a *Agent) unhealthyLocked(now time.Time) string {
+	if reason := a.stuckLocked(now, true); reason != "" {
+		return reason
+	}
+	if err := a.failingLocked(); err != nil {
+		return "the last pass failed: " + err.Error()
+	}
+	return ""
+}
+
+// stuckLocked is Live's reason, "" while the loop makes progress; with
+// fetch, a fetch that overran its deadline counts too (Health's reason).
+func (a *Agent) stuckLocked(now time.Time, fetch bool) string {
 	round := func(d time.Duration) time.Duration { return d.Round(100 * time.Millisecond) }
 	switch {
 	case !a.running.Load():
 		return "the reconcile loop is not running"
 	case !a.passStarted.IsZero() && now.Sub(a.passStarted) > a.cfg.PassTimeout:
 		return fmt.Sprintf("a reconcile pass has run for %s, over its %s deadline", round(now.Sub(a.passStarted)), a.cfg.PassTimeout)
-	case !a.fetchStarted.IsZero() && now.Sub(a.fetchStarted) > a.cfg.FetchTimeout:
+	case fetch && !a.fetchStarted.IsZero() && now.Sub(a.fetchStarted) > a.cfg.FetchTimeout:
 		return fmt.Sprintf("a fetch from the spec source has run for %s, over its %s deadline", round(now.Sub(a.fetchStarted)), a.cfg.FetchTimeout)
 	case a.passStarted.IsZero() && now.Sub(a.lastPassEnd) > a.passGap():
 		return fmt.Sprintf("no reconcile pass has finished for %s (one is due every %s)", round(now.Sub(a.lastPassEnd)), a.cfg.Resync)
-	}
-	if err := a.failingLocked(); err != nil {
-		return "the last pass failed: " + err.Error()
 	}
 	return ""
 }
@@ -95,6 +126,7 @@ func (a *Agent) passEnds(start time.Time, overran error) {
 	a.lastPassEnd = now
 	a.passErr = overran
 	a.mu.Unlock()
+	a.markReady()
 }
 
 // handleHealthz answers 200 "ok" or 503 with the reason.

@@ -47,9 +47,9 @@ func TestHeldXtablesLock(t *testing.T) {
 		t.Errorf("GET /healthz = %d %q; want 503 naming the lock", code, body)
 	}
 	// The loop goes on: it keeps retrying.
-	errs := counterValue(t, h.a, "weir_apply_errors_total")
+	errs := labelledValue(t, h.a, "weir_applies_total", "result", "error")
 	waitAdvancing(t, h.clk, 500*time.Millisecond, "a retry", func() bool {
-		return counterValue(t, h.a, "weir_apply_errors_total") > errs
+		return labelledValue(t, h.a, "weir_applies_total", "result", "error") > errs
 	})
 	if !strings.Contains(rules(), "198.19.3.2") {
 		t.Errorf("host-c's target left the kernel while the lock was held")

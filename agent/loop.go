@@ -244,6 +244,7 @@ func (a *Agent) setSettled() {
 	a.mu.Lock()
 	a.settled = true
 	a.mu.Unlock()
+	a.markReady()
 }
 
 // noteHint records a hinted revision and reports whether it is worth a fetch:

@@ -88,6 +88,7 @@ func (a *Agent) apply(ctx context.Context, cand *revisionSpec, resync, force, ho
 		return
 	}
 
+	a.want(target.revision, d)
 	if err := a.deps.Syncer.Apply(ctx, d.Ruleset); err != nil {
 		a.applyFailed(ctx, cand, good, target, d, err)
 		return
@@ -106,7 +107,7 @@ type planInputs struct {
 // the attempted revision and the last good one is put back; a failed re-plan
 // of the good revision is kept as applyErr.
 func (a *Agent) applyFailed(ctx context.Context, cand, good, target *revisionSpec, d Desired, err error) {
-	a.metrics.applyErrors.Inc()
+	a.metrics.applied(false)
 	a.log.Error("applying rules failed", "revision", target.revision, "digest", d.Digest, "err", err)
 	if cand != nil {
 		a.mu.Lock()
@@ -140,6 +141,7 @@ func (a *Agent) recordApplied(cand, good, target *revisionSpec, in planInputs, d
 	}
 	a.mu.Unlock()
 	a.logFailOpen(before, d.FailOpen)
+	a.metrics.applied(true)
 	a.metrics.setApplied(target.revision, d, now)
 	a.log.Info("applied rules", "revision", target.revision, "digest", d.Digest, "alive", alive, "balancers", d.Balancers, "rules", d.Rules,
 		"unhealthy_targets", d.Health.Total())
@@ -155,17 +157,20 @@ func (a *Agent) recordApplied(cand, good, target *revisionSpec, in planInputs, d
 func (a *Agent) checkDrift(ctx context.Context) {
 	repaired, err := a.deps.Syncer.Reconcile(ctx)
 	if err != nil {
-		a.metrics.applyErrors.Inc()
+		a.metrics.driftChecks.WithLabelValues(resultError).Inc()
 		a.log.Error("drift check failed", "err", err)
 		a.mu.Lock()
 		a.applyErr = fmt.Errorf("repairing drift: %w", err)
 		a.mu.Unlock()
 		return
 	}
-	if repaired {
-		a.metrics.driftRepairs.Inc()
-		a.log.Warn("live rules had drifted from the applied revision; repaired")
+	if !repaired {
+		a.metrics.driftChecks.WithLabelValues(resultInSync).Inc()
+		return
 	}
+	a.metrics.driftChecks.WithLabelValues(resultRepaired).Inc()
+	a.metrics.driftRepairs.Inc()
+	a.log.Warn("live rules had drifted from the applied revision; repaired")
 }
 
 // alive is the alive set given to the planner. Before the cluster has settled,

@@ -3,14 +3,15 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"path/filepath"
-	"strings"
 	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"weir/agent"
 	"weir/agent/source"
@@ -34,9 +35,33 @@ type agentOptions struct {
 	insecureGossip                    bool
 }
 
-// agentFlags declares the flags of `weir agent` on a new FlagSet.
-func agentFlags(o *agentOptions, stderr io.Writer) *flag.FlagSet {
-	fs := newFlagSet("agent", stderr)
+func (c *cli) newAgentCmd() *cobra.Command {
+	var o agentOptions
+	cmd := &cobra.Command{
+		Use:   "agent --node NAME --bind IP:PORT (--repo URL | --dir DIR) (--gossip-key-file FILE | --insecure-gossip)",
+		Short: "run the per-host daemon",
+		Long: "Runs the per-host daemon: it follows the specs in Git (or a directory), joins the gossip\n" +
+			"cluster and applies this host's part of the plan to iptables. Exit 2 for bad flags or\n" +
+			"unreadable key and secret files, 1 when the daemon cannot start or stops on an error, 0\n" +
+			"after SIGTERM or SIGINT (the rules stay in place). Under systemd (Type=notify) it reports\n" +
+			"READY=1 after its first pass, WATCHDOG=1 while the loop makes progress and STOPPING=1 on\n" +
+			"the way out (README.md, \"Running as a service\").",
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return c.agent(cmd, o) },
+	}
+	agentFlags(cmd.Flags(), &o)
+	noFileArgs(cmd)
+	for name, words := range map[string][]string{
+		"backend": {netfilter.BackendAuto, netfilter.BackendNFT, netfilter.BackendLegacy}, "gossip-profile": {"lan", "local", "wan"},
+		"log-format": {"text", "json"}, "log-level": {"debug", "info", "warn", "error"},
+	} {
+		completeWords(cmd, name, words...)
+	}
+	return cmd
+}
+
+// agentFlags declares the flags of `weir agent` on fs.
+func agentFlags(fs *pflag.FlagSet, o *agentOptions) {
 	fs.StringVar(&o.node, "node", "", "this host's name: the Host name in the specs (required)")
 	fs.StringVar(&o.bind, "bind", "", "IP:PORT to gossip on (required; port default 7946)")
 	fs.StringVar(&o.advertise, "advertise", "", "IP:PORT other agents reach this one at (default: the bind address)")
@@ -49,7 +74,7 @@ func agentFlags(o *agentOptions, stderr io.Writer) *flag.FlagSet {
 	fs.BoolVar(&o.insecureGossip, "insecure-gossip", false, "gossip in clear text: anyone who reaches the gossip port can forge membership and steer traffic")
 	fs.StringVar(&o.clusterName, "cluster", "", "cluster name; agents with another name never merge with this cluster")
 	fs.StringVar(&o.gossipProfile, "gossip-profile", "lan", "memberlist timing profile: lan, local or wan")
-	fs.StringVar(&o.api, "api", "127.0.0.1:7947", "HTTP API address (/status, /balancers/NAME, /metrics, /healthz, /refresh)")
+	fs.StringVar(&o.api, "api", "127.0.0.1:7947", "HTTP API address (/status, /balancers/NAME, /rules, /metrics, /healthz, /refresh, /keys)")
 	fs.DurationVar(&o.poll, "poll", source.DefaultPoll, "how often to check the Git branch for new commits")
 	fs.DurationVar(&o.resync, "resync", agent.DefaultResync, "how often to check the live rules for drift")
 	fs.DurationVar(&o.settle, "settle-time", cluster.DefaultSettleTime, "how long an agent that reaches no peer waits before it treats unseen hosts as dead")
@@ -61,22 +86,18 @@ func agentFlags(o *agentOptions, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.gitPasswordFile, "git-password-file", "", "file holding the password or token for https:// repositories")
 	fs.StringVar(&o.verifyKeys, "verify-keys", "", "armored OpenPGP public keys; commits not signed by one of them are refused")
 	fs.StringVar(&o.webhookSecretFile, "webhook-secret-file", "", "secret required on POST /refresh (GitHub, Gitea or GitLab webhook signature, or bearer token)")
-	fs.StringVar(&o.apiTokenFile, "api-token-file", "", "token required as \"Authorization: Bearer\" on GET /status, /balancers/NAME and /metrics (required with a non-loopback --api)")
+	fs.StringVar(&o.apiTokenFile, "api-token-file", "", "token required as \"Authorization: Bearer\" on GET /status, /balancers/NAME, /rules and /metrics and on /keys (required with a non-loopback --api)")
 	fs.DurationVar(&o.fetchTimeout, "fetch-timeout", agent.DefaultFetchTimeout, "deadline of one fetch from the spec source (each Git listing and download)")
 	fs.StringVar(&o.backend, "backend", netfilter.BackendAuto, "iptables backend: auto, nft or legacy")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
-	return fs
 }
 
-// check validates flag combinations; every error is a usage error.
-func (o *agentOptions) check(fs *flag.FlagSet) error {
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+// check validates flag combinations; every error is a usage error. set
+// reports whether a flag was given (on the command line or through the
+// environment).
+func (o *agentOptions) check(set func(name string) bool) error {
 	var errs []error
-	if fs.NArg() > 0 {
-		errs = append(errs, fmt.Errorf("unexpected arguments %q", fs.Args()))
-	}
 	if o.node == "" {
 		errs = append(errs, errors.New("--node is required"))
 	}
@@ -90,7 +111,7 @@ func (o *agentOptions) check(fs *flag.FlagSet) error {
 		errs = append(errs, errors.New("--repo and --dir exclude each other"))
 	case o.dir != "":
 		for _, name := range []string{"branch", "path", "poll", "ssh-key", "known-hosts", "git-username", "git-password-file", "verify-keys"} {
-			if set[name] {
+			if set(name) {
 				errs = append(errs, fmt.Errorf("--%s needs --repo, not --dir", name))
 			}
 		}
@@ -141,43 +162,31 @@ func agentLogger(format, level string, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-// runAgent is `weir agent`: exit 2 for bad flags or unreadable key and secret
-// files, 1 when the daemon cannot start or stops on an error, 0 after a
-// signal (the rules stay in place).
-func runAgent(ctx context.Context, args []string, _, stderr io.Writer) int {
-	var o agentOptions
-	fs := agentFlags(&o, stderr)
-	if err := parseFlags(fs, args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		fmt.Fprintln(stderr, "weir agent:", err)
-		return exitUsage
-	}
-	if err := o.check(fs); err != nil {
-		fmt.Fprintf(stderr, "weir agent: %v\n", strings.ReplaceAll(err.Error(), "\n", "\nweir agent: "))
-		return exitUsage
+// agent is `weir agent`: exit 2 for bad flags or unreadable key and
+// secret files, 1 when the daemon cannot start or stops on an error, 0
+// after a signal (the rules stay in place).
+func (c *cli) agent(cmd *cobra.Command, o agentOptions) error {
+	if err := o.check(cmd.Flags().Changed); err != nil {
+		return usageErr("%w", err)
 	}
 	if o.stateDir == "" {
 		o.stateDir = filepath.Join("/var/lib/weir", o.node)
 	}
-	log := agentLogger(o.logFormat, o.logLevel, stderr)
+	log := agentLogger(o.logFormat, o.logLevel, c.stderr)
 
 	api, err := apiSecrets(o)
 	if err != nil {
-		fmt.Fprintln(stderr, "weir agent:", err)
-		return exitUsage
+		return failed(exitUsage, err)
 	}
 	keys, err := gossipKeys(o, log)
 	if err != nil {
-		fmt.Fprintln(stderr, "weir agent:", err)
-		return exitUsage
+		return failed(exitUsage, err)
 	}
-	if err := startAgent(ctx, o, api, keys, log); err != nil {
+	if err := startAgent(c.ctx, o, api, keys, log); err != nil {
 		log.Error("agent stopped", "err", err)
-		return exitFail
+		return exit(exitFail)
 	}
-	return exitOK
+	return nil
 }
 
 // startAgent wires the source, netfilter, gossip and API together and runs
@@ -220,14 +229,18 @@ func startAgent(ctx context.Context, o agentOptions, api agent.APIConfig, keys [
 
 	a, err := agent.New(agent.Config{
 		Node: o.node, StateDir: o.stateDir, Resync: o.resync, MinInterval: o.minInterval,
-		FetchTimeout: o.fetchTimeout, API: api, GossipEncrypted: len(keys) > 0, Logger: log,
+		FetchTimeout: o.fetchTimeout, API: api, GossipEncrypted: len(keys) > 0, Build: agentBuild(), Logger: log,
 	}, agent.Deps{Source: src, Cluster: cl, Syncer: agent.NewSyncer(syncer), Keys: cl, Counters: nf})
 	if err != nil {
 		return err
 	}
+	if err := agent.InstallGossipMetrics(a.GossipMetrics()); err != nil {
+		return fmt.Errorf("memberlist metrics: %w", err)
+	}
 
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	notified := notifySystemd(ctx, a, log.With("component", "systemd"))
+	defer func() { cancel(); notified() }()
 	serveErr := make(chan error, 1)
 	go func() {
 		err := a.Serve(ctx, ln)

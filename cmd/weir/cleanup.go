@@ -1,44 +1,57 @@
 package main
 
 import (
-	"context"
 	"fmt"
-	"io"
+
+	"github.com/spf13/cobra"
 
 	"weir/reconcile/netfilter"
 )
 
-// runCleanup removes every WEIR- chain and every jump into one from the host's
-// netfilter, and nothing else. It prints one line per thing removed.
-func runCleanup(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("cleanup", stderr)
-	backend := fs.String("backend", netfilter.BackendAuto, "iptables backend: auto, nft or legacy")
-	ns := fs.String("netns", "", "run inside this network namespace (a name under /run/netns; for tests and demos)")
-	if err := parseFlags(fs, args); err != nil {
-		return exitUsage
+// cleanupOptions are the flags of `weir cleanup`.
+type cleanupOptions struct {
+	backend, netns string
+}
+
+func (c *cli) newCleanupCmd() *cobra.Command {
+	var o cleanupOptions
+	cmd := &cobra.Command{
+		Use:   "cleanup",
+		Short: "remove every WEIR- chain and the jumps into them",
+		Long: "Removes every chain whose name starts with WEIR- and every jump into one from the host's\n" +
+			"netfilter, and nothing else; it prints one line per thing removed. Exit 0 when done, 1\n" +
+			"when a removal failed, 2 when iptables cannot be used.",
+		Args: noArgs,
+		RunE: func(*cobra.Command, []string) error { return c.cleanup(o) },
 	}
-	if fs.NArg() != 0 {
-		fmt.Fprintf(stderr, "weir cleanup: unexpected arguments %q\n", fs.Args())
-		return exitUsage
-	}
-	nf, err := netfilter.NewIPTables(netfilter.IPTablesOptions{Backend: *backend, Netns: *ns})
+	fs := cmd.Flags()
+	fs.StringVar(&o.backend, "backend", netfilter.BackendAuto, "iptables backend: auto, nft or legacy")
+	fs.StringVar(&o.netns, "netns", "", "run inside this network namespace (a name under /run/netns; for tests and demos)")
+	_ = fs.MarkHidden("netns")
+	completeWords(cmd, "backend", netfilter.BackendAuto, netfilter.BackendNFT, netfilter.BackendLegacy)
+	return cmd
+}
+
+// cleanup is `weir cleanup`, one family after the other.
+func (c *cli) cleanup(o cleanupOptions) error {
+	fams, err := families(o.backend, o.netns)
 	if err != nil {
-		fmt.Fprintf(stderr, "weir cleanup: %v\n", err)
-		return exitUsage
+		return failed(exitUsage, err)
 	}
-	res, err := netfilter.Cleanup(ctx, nf)
-	for _, j := range res.Jumps {
-		fmt.Fprintf(stdout, "removed jump %s\n", j)
+	for _, f := range fams {
+		res, err := netfilter.Cleanup(c.ctx, f.nf)
+		for _, j := range res.Jumps {
+			fmt.Fprintf(c.stdout, "removed jump %s\n", j)
+		}
+		for _, ch := range res.Chains {
+			fmt.Fprintf(c.stdout, "removed chain %s\n", ch)
+		}
+		if err != nil {
+			return failed(exitFail, fmt.Errorf("%s: %w", f.command, err))
+		}
+		if len(res.Jumps)+len(res.Chains) == 0 {
+			fmt.Fprintf(c.stdout, "nothing to remove (%s backend)\n", f.nf.Backend())
+		}
 	}
-	for _, c := range res.Chains {
-		fmt.Fprintf(stdout, "removed chain %s\n", c)
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "weir cleanup: %v\n", err)
-		return exitFail
-	}
-	if len(res.Jumps)+len(res.Chains) == 0 {
-		fmt.Fprintf(stdout, "nothing to remove (%s backend)\n", nf.Backend())
-	}
-	return exitOK
+	return nil
 }

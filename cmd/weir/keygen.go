@@ -1,32 +1,26 @@
 package main
 
 import (
-	"context"
 	"fmt"
-	"io"
+
+	"github.com/spf13/cobra"
 
 	"weir/cluster"
 )
 
-// runKeygen prints a new random 32-byte gossip key in base64: one line of a
-// --gossip-key-file.
-func runKeygen(_ context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("keygen", stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: weir keygen\n\nPrints a new base64 AES-256 gossip key for --gossip-key-file.")
+func (c *cli) newKeygenCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "keygen",
+		Short: "print a new base64 gossip key",
+		Long:  "Prints a new random base64 AES-256 gossip key: one line of a --gossip-key-file.",
+		Args:  noArgs,
+		RunE: func(*cobra.Command, []string) error {
+			key, err := cluster.GenerateKey()
+			if err != nil {
+				return failed(exitUsage, err)
+			}
+			fmt.Fprintln(c.stdout, key)
+			return nil
+		},
 	}
-	if err := parseFlags(fs, args); err != nil {
-		return exitUsage
-	}
-	if fs.NArg() != 0 {
-		fmt.Fprintf(stderr, "weir keygen: unexpected argument %q\n", fs.Arg(0))
-		return exitUsage
-	}
-	key, err := cluster.GenerateKey()
-	if err != nil {
-		fmt.Fprintf(stderr, "weir keygen: %v\n", err)
-		return exitUsage
-	}
-	fmt.Fprintln(stdout, key)
-	return exitOK
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -14,99 +13,76 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"weir/agent"
+	"github.com/spf13/cobra"
+
 	"weir/cluster"
 )
 
 // keysOptions are the flags and arguments of `weir keys`.
 type keysOptions struct {
-	api, output, tokenFile string
-	timeout                time.Duration
-	op                     cluster.KeyOp
-	key                    string // base64
-	token                  []byte
+	client apiClient
+	output *enum
+	op     cluster.KeyOp
+	key    string // base64
 }
 
-// errRefused marks an operation the agent refused (HTTP 409): the answer is no.
-var errRefused = errors.New("refused")
+func (c *cli) newKeysCmd() *cobra.Command {
+	var o keysOptions
+	cmd := &cobra.Command{
+		Use:   "keys (list | install KEY | use KEY | remove KEY)",
+		Short: "list, install, use or remove gossip keys over the running cluster",
+		Long: "Rotates the gossip key over the running cluster through the local agent's API (README.md):\n" +
+			"install a new key everywhere, use it, then remove the old one. KEY is base64 as\n" +
+			"`weir keygen` prints it, or @FILE for the first key of a key file. Exit 0 when every\n" +
+			"member succeeded, 1 when one failed or the agent refused the operation, 2 for bad\n" +
+			"arguments or no answer.",
+		Example:   "  weir keys list\n  weir keys install \"$(weir keygen)\"\n  weir keys use @new.key",
+		ValidArgs: []string{"list", "install", "use", "remove"},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := o.setOp(args); err != nil {
+				return err
+			}
+			return c.keys(o)
+		},
+	}
+	o.client.flags(cmd, 30*time.Second, "how long to wait for the agent's answer")
+	o.output = outputFlag(cmd, "table", "json")
+	return cmd
+}
 
-// runKeys is `weir keys list|install|use|remove`: gossip key rotation over
-// the running cluster, through the local agent's API (loopback only). Exit 0
-// when every member succeeded, 1 when one failed or the agent refused the
-// operation, 2 for bad arguments or no answer.
-func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	o, err := keysArgs(args, stderr)
-	if errors.Is(err, errHelp) {
-		return exitOK
+// keys is `weir keys`: exit 0 when every member succeeded, 1 when one
+// failed or the agent refused the operation, 2 for no answer.
+func (c *cli) keys(o keysOptions) error {
+	if err := o.client.readToken(); err != nil {
+		return failed(exitUsage, err)
 	}
+	rep, err := requestKeyOp(c.ctx, o)
 	if err != nil {
-		fmt.Fprintln(stderr, "weir keys:", err)
-		return exitUsage
-	}
-	rep, err := requestKeyOp(ctx, o)
-	if err != nil {
-		fmt.Fprintln(stderr, "weir keys:", err)
 		if errors.Is(err, errRefused) {
-			return exitFail
+			return failed(exitFail, err)
 		}
-		return exitUsage
+		return failed(exitUsage, err)
 	}
-	if err := printKeyReport(stdout, o.output, rep); err != nil {
-		fmt.Fprintln(stderr, "weir keys:", err)
-		return exitUsage
+	if err := printKeyReport(c.stdout, o.output.value, rep); err != nil {
+		return failed(exitUsage, err)
 	}
 	if n := rep.Failed(); n > 0 {
-		fmt.Fprintf(stderr, "weir keys: %s of %d failed; run the operation again once they are back\n", plural(n, "member"), len(rep.Members))
-		return exitFail
+		fmt.Fprintf(c.stderr, "weir keys: %s of %d failed; run the operation again once they are back\n", plural(n, "member"), len(rep.Members))
+		return exit(exitFail)
 	}
-	return exitOK
+	return nil
 }
 
-var errHelp = errors.New("help")
-
-// keysArgs parses `weir keys [flags] OP [KEY] [flags]`: KEY is a base64 key
-// as `weir keygen` prints it, or @FILE for a key file (its first key).
-func keysArgs(args []string, stderr io.Writer) (keysOptions, error) {
-	var o keysOptions
-	fs := newFlagSet("keys", stderr)
-	fs.StringVar(&o.api, "api", "127.0.0.1:7947", "the local agent's HTTP API address")
-	fs.StringVar(&o.tokenFile, "api-token-file", "", "file holding the agent's API token (its --api-token-file)")
-	fs.StringVar(&o.output, "o", "table", "output: table or json")
-	fs.DurationVar(&o.timeout, "timeout", 30*time.Second, "how long to wait for the agent's answer")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: weir keys [--api ADDR] [--api-token-file FILE] [-o table|json] list\n"+
-			"       weir keys [--api ADDR] [--api-token-file FILE] install|use|remove KEY|@FILE\n\n"+
-			"Rotates the gossip key over the running cluster (README.md): install a new key\n"+
-			"everywhere, use it, then remove the old one. KEY is base64 as `weir keygen` prints it.\n\nflags:")
-		fs.PrintDefaults()
+// setOp takes the operation and its KEY from the positional arguments.
+func (o *keysOptions) setOp(args []string) error {
+	if len(args) == 0 {
+		return usageErr("name an operation: list, install, use or remove")
 	}
-	if err := parseFlags(fs, args); err != nil {
-		return o, flagErr(err)
+	o.op = cluster.KeyOp(args[0])
+	if err := o.setKey(args[1:]); err != nil {
+		return usageErr("%w", err)
 	}
-	if fs.NArg() == 0 {
-		return o, errors.New("name an operation: list, install, use or remove")
-	}
-	o.op = cluster.KeyOp(fs.Arg(0))
-	if err := fs.Parse(fs.Args()[1:]); err != nil { // flags may follow the operation
-		return o, flagErr(err)
-	}
-	if o.output != "table" && o.output != "json" {
-		return o, fmt.Errorf("-o %q: want table or json", o.output)
-	}
-	if o.tokenFile != "" {
-		var err error
-		if o.token, err = agent.ReadSecretFile("API token", o.tokenFile); err != nil {
-			return o, err
-		}
-	}
-	return o, o.setKey(fs.Args())
-}
-
-func flagErr(err error) error {
-	if errors.Is(err, flag.ErrHelp) {
-		return errHelp
-	}
-	return err
+	return nil
 }
 
 // setKey checks the operation's arguments and reads its key.
@@ -140,33 +116,16 @@ func (o *keysOptions) setKey(rest []string) error {
 // requestKeyOp asks the agent's API to run the operation.
 func requestKeyOp(ctx context.Context, o keysOptions) (cluster.KeyReport, error) {
 	var rep cluster.KeyReport
-	base := strings.TrimSuffix(statusURL(o.api), "/status")
-	method, url, body := http.MethodGet, base+"/keys", []byte(nil)
+	method, path, body := http.MethodGet, "/keys", []byte(nil)
 	if o.op != cluster.KeyList {
-		method, url = http.MethodPost, base+"/keys/"+string(o.op)
+		method, path = http.MethodPost, "/keys/"+string(o.op)
 		body, _ = json.Marshal(map[string]string{"key": o.key})
 	}
-	req, err := http.NewRequestWithContext(ctx, method, url, bytes.NewReader(body))
+	b, _, err := o.client.do(ctx, method, path, body, 1<<20)
 	if err != nil {
-		return rep, fmt.Errorf("asking the agent at %s: %w", url, err)
-	}
-	if len(o.token) > 0 {
-		req.Header.Set("Authorization", "Bearer "+string(o.token))
-	}
-	resp, err := (&http.Client{Timeout: o.timeout}).Do(req)
-	if err != nil {
-		return rep, fmt.Errorf("asking the agent (is `weir agent` running with this --api?): %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		err := fmt.Errorf("agent answered %s: %s", resp.Status, strings.TrimSpace(string(msg)))
-		if resp.StatusCode == http.StatusConflict {
-			err = fmt.Errorf("%w: %w", errRefused, err)
-		}
 		return rep, err
 	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&rep); err != nil {
+	if err := json.Unmarshal(b, &rep); err != nil {
 		return rep, fmt.Errorf("reading the agent's answer: %w", err)
 	}
 	return rep, nil
@@ -176,9 +135,7 @@ func requestKeyOp(ctx context.Context, o keysOptions) (cluster.KeyReport, error)
 // many members hold them (list), or the outcome, then every failed member.
 func printKeyReport(w io.Writer, output string, rep cluster.KeyReport) error {
 	if output == "json" {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rep)
+		return writeJSON(w, rep)
 	}
 	var b bytes.Buffer
 	n, ok := len(rep.Members), len(rep.Members)-rep.Failed()

@@ -1,13 +1,12 @@
 package main
 
 import (
-	"context"
-	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/spf13/cobra"
 
 	"weir/reconcile/plan"
 	"weir/reconcile/render"
@@ -22,149 +21,156 @@ type planOutput struct {
 	*plan.Plan
 }
 
-// runPlan implements `weir plan --specs DIR --node NAME [--alive a,b,...]
-// [--unhealthy guest[:port],...] [-o rules|json]`: what NAME would apply for
-// the spec tree in DIR when the hosts in --alive (default: every host of the
-// tree) are alive and the health checks of the guests in --unhealthy fail.
-// Exit 1 with FILE:LINE: message lines when the tree is invalid, 2 on usage
-// or I/O errors.
-func runPlan(_ context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("plan", stderr)
-	specs := fs.String("specs", "", "directory of the spec tree (required)")
-	node := fs.String("node", "", "host name to plan for (required)")
-	alive := fs.String("alive", "", "comma-separated alive hosts (default: every host in the specs)")
-	unhealthy := fs.String("unhealthy", "", "comma-separated guest or guest:port whose health checks fail (default: none); the port picks the checks of that port")
-	output := fs.String("o", "rules", "output: rules (iptables-restore text) or json (assignment with each target's state and share)")
-	dispatch := fs.String("dispatch", "tree", "dispatch chain layout: tree (sublinear, the default) or linear (one rule per frontend, for comparison)")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: weir plan --specs DIR --node NAME [--alive a,b,...] [--unhealthy guest[:port],...] [-o rules|json]")
-		fmt.Fprintln(stderr, "\nPrints what NAME would apply: the iptables-restore text, or the assignment with")
-		fmt.Fprintln(stderr, "each target's state and share of new connections. Exit 1 when the specs are invalid.")
-		fs.PrintDefaults()
-	}
-	if err := parseFlags(fs, args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
-	}
-	opts, problems := planProblems(fs, *specs, *node, *output, *dispatch)
-	sick, problem := parseGuestPorts(*unhealthy)
-	if problem != "" {
-		problems = append(problems, problem)
-	}
-	if len(problems) > 0 {
-		for _, p := range problems {
-			fmt.Fprintln(stderr, "weir plan: "+p)
-		}
-		fs.Usage()
-		return exitUsage
-	}
-
-	s, code := loadPlanSpecs(*specs, stderr)
-	if s == nil {
-		return code
-	}
-	names := planAlive(s, *alive, *node, stderr)
-	health, ok := planHealth(s, sick, stderr)
-	if !ok {
-		return exitUsage
-	}
-	p := plan.Assign(s, names, health)
-	for _, w := range render.RenderWarnings(p, *node) {
-		fmt.Fprintln(stderr, "weir plan: warning: "+w)
-	}
-	if *output == "json" {
-		return writePlanJSON(stdout, stderr, *node, p)
-	}
-	return writePlanRules(stdout, p, *node, opts)
+// planOptions are the flags of `weir plan`.
+type planOptions struct {
+	specs, node, alive, unhealthy string
+	output, dispatch              *enum
 }
 
-// planProblems lists what is wrong with the arguments of `weir plan`, and
-// returns the render options --dispatch asks for.
-func planProblems(fs *flag.FlagSet, specs, node, output, dispatch string) (render.RenderOptions, []string) {
-	var problems []string
-	if fs.NArg() > 0 {
-		problems = append(problems, fmt.Sprintf("unexpected argument %q", fs.Arg(0)))
+func (c *cli) newPlanCmd() *cobra.Command {
+	o := planOptions{dispatch: &enum{what: "dispatch", value: "tree", allowed: []string{"tree", "linear"}}}
+	cmd := &cobra.Command{
+		Use:   "plan [DIR] --node NAME",
+		Short: "print what a node would apply (iptables-restore text or JSON)",
+		Long: "Prints what host NAME would apply for the spec tree in DIR (or --specs) when the hosts\n" +
+			"in --alive (default: every host of the tree) are alive and the health checks of the\n" +
+			"guests in --unhealthy fail: the iptables-restore text, or the assignment with each\n" +
+			"target's state and share of new connections (-o json). Exit 1 with FILE:LINE: message\n" +
+			"lines when the tree is invalid, 2 on usage or I/O errors, including a NAME or a guest\n" +
+			"that is not in the specs.",
+		Example: "  weir plan examples/basic --node host-a\n  weir plan examples/basic --node host-a --alive host-a,host-b -o json",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			dir, err := c.specDir(cmd, o.specs, args)
+			if err != nil {
+				return err
+			}
+			o.specs = dir
+			return c.plan(o)
+		},
 	}
-	if specs == "" {
-		problems = append(problems, "--specs is required")
+	fs := cmd.Flags()
+	fs.StringVar(&o.specs, "specs", "", "directory of the spec tree (instead of DIR)")
+	fs.StringVar(&o.node, "node", "", "host name to plan for (required)")
+	fs.StringVar(&o.alive, "alive", "", "comma-separated alive hosts (default: every host in the specs)")
+	fs.StringVar(&o.unhealthy, "unhealthy", "", "comma-separated guest or guest:port whose health checks fail (default: none); the port picks the checks of that port")
+	o.output = outputFlag(cmd, "rules", "json")
+	fs.Var(o.dispatch, "dispatch", "dispatch chain layout: tree (sublinear, the default) or linear (one rule per frontend, for comparison)")
+	completeWords(cmd, "dispatch", "tree", "linear")
+	_ = cmd.MarkFlagDirname("specs")
+	return cmd
+}
+
+// plan is `weir plan` once the spec directory is known.
+func (c *cli) plan(o planOptions) error {
+	if o.node == "" {
+		return usageErr("--node is required")
 	}
-	if node == "" {
-		problems = append(problems, "--node is required")
-	}
-	if output != "rules" && output != "json" {
-		problems = append(problems, fmt.Sprintf("unknown output format %q (want rules or json)", output))
+	sick, problem := parseGuestPorts(o.unhealthy)
+	if problem != "" {
+		return usageErr("%s", problem)
 	}
 	var opts render.RenderOptions
-	switch dispatch {
-	case "tree":
-	case "linear":
+	if o.dispatch.value == "linear" {
 		opts.Dispatch = render.LinearDispatch
-	default:
-		problems = append(problems, fmt.Sprintf("unknown dispatch %q (want tree or linear)", dispatch))
 	}
-	return opts, problems
+	s, err := c.loadPlanSpecs(o.specs, o.output.value)
+	if err != nil {
+		return err
+	}
+	if s.Host(o.node) == nil {
+		return usageErr("--node %q is not a host in the specs (hosts: %s)", o.node, hostNames(s))
+	}
+	names := planAlive(s, o.alive, c.stderr)
+	health, err := planHealth(s, sick, c.stderr)
+	if err != nil {
+		return err
+	}
+	p := plan.Assign(s, names, health)
+	for _, w := range render.RenderWarnings(p, o.node) {
+		fmt.Fprintln(c.stderr, "weir plan: warning: "+w)
+	}
+	if o.output.value == "json" {
+		return writePlanJSON(c.stdout, o.node, p)
+	}
+	return writePlanRules(c.stdout, p, o.node, opts)
 }
 
-// loadPlanSpecs loads the spec tree in dir. On failure it prints the
-// FILE:LINE errors (exit 1) or the I/O error (exit 2) and returns nil.
-func loadPlanSpecs(dir string, stderr io.Writer) (*spec.Spec, int) {
-	s, err := spec.LoadDir(dir)
-	if err != nil {
-		var list spec.ErrorList
-		if errors.As(err, &list) {
-			for _, e := range list {
-				fmt.Fprintln(stderr, e.Error())
-			}
-			return nil, exitFail
-		}
-		fmt.Fprintf(stderr, "weir plan: %v\n", err)
-		return nil, exitUsage
+// hostNames lists the hosts of s for an error message.
+func hostNames(s *spec.Spec) string {
+	names := make([]string, 0, len(s.Hosts))
+	for _, h := range s.Hosts {
+		names = append(names, h.Name)
 	}
-	return s, exitOK
+	return strings.Join(names, ", ")
+}
+
+// loadPlanSpecs loads the spec tree in dir. Invalid specs print their
+// FILE:LINE errors (on stderr, or as JSON on stdout with -o json) and exit
+// 1; an unreadable dir exits 2.
+func (c *cli) loadPlanSpecs(dir, output string) (*spec.Spec, error) {
+	s, err := spec.LoadDir(dir)
+	if err == nil {
+		return s, nil
+	}
+	var list spec.ErrorList
+	if !errors.As(err, &list) {
+		return nil, failed(exitUsage, err)
+	}
+	if output == "json" {
+		res := planError{Error: "invalid specs", Errors: []validateError{}}
+		for _, e := range list {
+			res.Errors = append(res.Errors, validateError{File: e.File, Line: e.Line, Message: e.Msg})
+		}
+		if err := writeJSON(c.stdout, res); err != nil {
+			return nil, failed(exitUsage, err)
+		}
+	}
+	for _, e := range list {
+		fmt.Fprintln(c.stderr, e.Error())
+	}
+	return nil, exit(exitFail)
+}
+
+// planError is the -o json output of weir plan for an invalid tree.
+type planError struct {
+	Error  string          `json:"error"`
+	Errors []validateError `json:"errors"`
 }
 
 // planAlive returns the hosts --alive names (every host of s when empty),
-// warning about names that are not hosts of s, and about node.
-func planAlive(s *spec.Spec, alive, node string, stderr io.Writer) []string {
+// warning about names that are not hosts of s.
+func planAlive(s *spec.Spec, alive string, stderr io.Writer) []string {
 	var names []string
 	if alive == "" {
 		for _, h := range s.Hosts {
 			names = append(names, h.Name)
 		}
-	} else {
-		for _, n := range strings.Split(alive, ",") {
-			if n = strings.TrimSpace(n); n == "" {
-				continue
-			}
-			if s.Host(n) == nil {
-				fmt.Fprintf(stderr, "weir plan: warning: --alive names %q, which is not a host in the specs; ignored\n", n)
-			}
-			names = append(names, n)
-		}
+		return names
 	}
-	if s.Host(node) == nil {
-		fmt.Fprintf(stderr, "weir plan: warning: %q is not a host in the specs; it sets no balancer\n", node)
+	for _, n := range strings.Split(alive, ",") {
+		if n = strings.TrimSpace(n); n == "" {
+			continue
+		}
+		if s.Host(n) == nil {
+			fmt.Fprintf(stderr, "weir plan: warning: --alive names %q, which is not a host in the specs; ignored\n", n)
+		}
+		names = append(names, n)
 	}
 	return names
 }
 
 // writePlanJSON prints node's part of p with each target's share (-o json).
-func writePlanJSON(stdout, stderr io.Writer, node string, p *plan.Plan) int {
-	enc := json.NewEncoder(stdout)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(planOutput{Node: node, Digest: p.Digest(), Plan: p.ForHost(node)}); err != nil {
-		fmt.Fprintf(stderr, "weir plan: %v\n", err)
-		return exitUsage
+func writePlanJSON(stdout io.Writer, node string, p *plan.Plan) error {
+	if err := writeJSON(stdout, planOutput{Node: node, Digest: p.Digest(), Plan: p.ForHost(node)}); err != nil {
+		return failed(exitUsage, err)
 	}
-	return exitOK
+	return nil
 }
 
 // writePlanRules prints the iptables-restore text node would apply for p,
 // under a comment header with the digest, the alive set, the counts and the
 // jumps into the built-in chains.
-func writePlanRules(stdout io.Writer, p *plan.Plan, node string, opts render.RenderOptions) int {
+func writePlanRules(stdout io.Writer, p *plan.Plan, node string, opts render.RenderOptions) error {
 	rs := render.RenderWith(p, node, opts)
 	var b strings.Builder
 	fmt.Fprintf(&b, "# weir plan for %s, digest %s\n", node, p.Digest())
@@ -178,10 +184,10 @@ func writePlanRules(stdout io.Writer, p *plan.Plan, node string, opts render.Ren
 		}
 	}
 	if _, err := io.WriteString(stdout, b.String()); err != nil {
-		return exitUsage
+		return failed(exitUsage, err)
 	}
 	if _, err := stdout.Write(rs.Bytes()); err != nil {
-		return exitUsage
+		return failed(exitUsage, err)
 	}
-	return exitOK
+	return nil
 }

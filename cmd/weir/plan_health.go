@@ -35,13 +35,12 @@ func parseGuestPorts(v string) ([]plan.GuestPort, string) {
 
 // planHealth is the health view of `weir plan --unhealthy`: every check of
 // the named guests fails, as reported by their hosts. A guest that is not in
-// s is an error (printed; ok is false); one that no balancer checks (on
-// that port) gets a warning.
-func planHealth(s *spec.Spec, sick []plan.GuestPort, stderr io.Writer) (h plan.Health, ok bool) {
+// s is a usage error; one that no balancer checks (on that port) gets a
+// warning.
+func planHealth(s *spec.Spec, sick []plan.GuestPort, stderr io.Writer) (plan.Health, error) {
 	for _, gp := range sick {
 		if s.Guest(gp.Guest) == nil {
-			fmt.Fprintf(stderr, "weir plan: --unhealthy names %q, which is not a guest in the specs\n", gp.Guest)
-			return nil, false
+			return nil, usageErr("--unhealthy names %q, which is not a guest in the specs", gp.Guest)
 		}
 	}
 	set, unmatched := plan.UnhealthyGuests(s, sick)
@@ -52,7 +51,7 @@ func planHealth(s *spec.Spec, sick []plan.GuestPort, stderr io.Writer) (h plan.H
 		}
 		fmt.Fprintf(stderr, "weir plan: warning: --unhealthy names %s, which no balancer's health check probes; ignored\n", what)
 	}
-	return set, true
+	return set, nil
 }
 
 // writeHealthHeader adds to the header of `weir plan` the targets of p

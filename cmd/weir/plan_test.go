@@ -184,12 +184,15 @@ func TestPlanUsage(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"no specs", []string{"--node", "host-a"}, "--specs is required"},
+		{"no specs", []string{"--node", "host-a"}, "want exactly one PATH, got 0 (or --specs DIR)"},
 		{"no node", []string{"--specs", dir}, "--node is required"},
 		{"bad output", []string{"--specs", dir, "--node", "host-a", "-o", "yaml"}, `unknown output format "yaml"`},
 		{"bad dispatch", []string{"--specs", dir, "--node", "host-a", "--dispatch", "hash"}, `unknown dispatch "hash"`},
-		{"extra argument", []string{"--specs", dir, "--node", "host-a", "extra"}, `unexpected argument "extra"`},
-		{"unknown flag", []string{"--specs", dir, "--nod", "host-a"}, "flag provided but not defined"},
+		{"path and --specs", []string{"--specs", dir, "--node", "host-a", "extra"}, `give the spec directory once: PATH "extra" or --specs`},
+		{"two paths", []string{dir, dir, "--node", "host-a"}, "want exactly one PATH, got 2"},
+		{"unknown flag", []string{"--specs", dir, "--nod", "host-a"}, "unknown flag: --nod"},
+		{"unknown node", []string{dir, "--node", "host-z"}, `--node "host-z" is not a host in the specs (hosts: host-a, host-b, host-c)`},
+		{"unknown unhealthy guest", []string{dir, "--node", "host-a", "--unhealthy", "orders-9"}, `--unhealthy names "orders-9", which is not a guest`},
 		{"missing dir", []string{"--specs", filepath.Join(dir, "nope"), "--node", "host-a"}, "no such file or directory"},
 	}
 	for _, tt := range tests {
@@ -203,17 +206,26 @@ func TestPlanUsage(t *testing.T) {
 func TestPlanEnvAndWarnings(t *testing.T) {
 	dir := planDir(t, map[string]string{"hosts.yaml": basicHosts(t), "balancers.yaml": planBalancers})
 	t.Setenv("WEIR_SPECS", dir)
-	t.Setenv("WEIR_NODE", "host-x")
+	t.Setenv("WEIR_NODE", "host-c")
 	code, out, errs := planCmd(t, "--alive", "host-a,ghost")
 	if code != exitOK {
 		t.Fatalf("weir plan from env = %d: %s", code, errs)
 	}
-	for _, want := range []string{`"ghost", which is not a host`, `"host-x" is not a host in the specs`} {
-		if !strings.Contains(errs, want) {
-			t.Errorf("stderr = %q; want a warning containing %q", errs, want)
-		}
+	if want := `"ghost", which is not a host`; !strings.Contains(errs, want) {
+		t.Errorf("stderr = %q; want a warning containing %q", errs, want)
 	}
-	if !strings.Contains(out, "# weir plan for host-x,") || !strings.Contains(out, "# 0 balancers, 2 rules") {
-		t.Errorf("plan for an unknown host should be the empty ruleset:\n%s", out)
+	if !strings.Contains(out, "# weir plan for host-c,") || !strings.Contains(out, "# 0 balancers, 2 rules") {
+		t.Errorf("plan for a host that sets no balancer should be the empty ruleset:\n%s", out)
+	}
+
+	// A host that is not in the specs is a mistake (a typo), not an empty plan.
+	t.Setenv("WEIR_NODE", "host-x")
+	if code, out, errs := planCmd(t); code != exitUsage || out != "" || !strings.Contains(errs, `--node "host-x" is not a host in the specs`) {
+		t.Errorf("weir plan --node host-x = %d, %q, %q; want 2 and the unknown host", code, out, errs)
+	}
+	// DIR on the command line wins over WEIR_SPECS; --node over WEIR_NODE.
+	t.Setenv("WEIR_SPECS", filepath.Join(dir, "nope"))
+	if code, out, errs := planCmd(t, dir, "--node", "host-a"); code != exitOK || !strings.Contains(out, "# weir plan for host-a,") {
+		t.Errorf("weir plan DIR --node host-a with WEIR_SPECS and WEIR_NODE set = %d, %q", code, errs)
 	}
 }

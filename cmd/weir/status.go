@@ -2,112 +2,112 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"strings"
 	"time"
 
-	"weir/agent"
+	"github.com/spf13/cobra"
+
 	"weir/cluster"
 )
 
 // statusPoll is how often `weir status --wait` asks again.
 const statusPoll = 500 * time.Millisecond
 
-// runStatus shows the cluster as gossip tells it: by asking the local agent's
-// API (GET /status), or, with --join, by joining the cluster itself as an
-// observer for a moment. Exit 0 when the cluster has converged on the newest
-// revision, 1 when it has not (with --wait: not by the deadline), 2 when no
-// answer could be had.
-func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("status", stderr)
-	api := fs.String("api", "127.0.0.1:7947", "the local agent's HTTP API address")
-	tokenFile := fs.String("api-token-file", "", "file holding the agent's API token (its --api-token-file)")
-	output := fs.String("o", "table", "output: table or json")
-	wait := fs.Duration("wait", 0, "poll until converged on the newest revision, up to this long (e.g. 60s)")
-	revision := fs.String("revision", "", "converged means every alive host is on this revision: a commit or dir:HASH, full or abbreviated (at least 4 hex digits)")
-	timeout := fs.Duration("timeout", 10*time.Second, "how long one attempt to reach the agent or to join the cluster may take")
-	join := fs.String("join", "", "observer mode: join the cluster at these seeds IP:PORT,... instead of asking an agent")
-	keyFile := fs.String("gossip-key-file", "", "observer mode: gossip key file (one base64 key per line)")
-	clusterName := fs.String("cluster", "", "observer mode: cluster name (memberlist label)")
-	bind := fs.String("bind", "", "observer mode: IP:PORT to gossip from (default: the local address that routes to the first seed, any port)")
-	profile := fs.String("gossip-profile", "lan", "observer mode: memberlist profile lan, local or wan")
-	name := fs.String("observer-name", "", "observer mode: node name (default weir-status-HOSTNAME-PID)")
-	settle := fs.Duration("settle", time.Second, "observer mode: how long to listen after joining before reporting")
-	balancer := fs.String("balancer", "", "show one balancer's targets (state, share, connections) as the local agent sees them")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: weir status [--api ADDR] [-o table|json] [--wait DURATION [--revision REV]]\n"+
-			"       weir status --balancer NAME [--api ADDR] [-o table|json]\n"+
-			"       weir status --join IP:PORT[,...] [--gossip-key-file F] [--cluster NAME] [-o table|json] [--wait DURATION [--revision REV]]\n\nflags:")
-		fs.PrintDefaults()
-	}
-	if err := parseFlags(fs, args); err != nil {
-		return exitUsage
-	}
-	if *balancer != "" {
-		return runStatusBalancer(ctx, fs, balancerQuery{name: *balancer, api: *api, tokenFile: *tokenFile, output: *output, timeout: *timeout}, stdout, stderr)
-	}
-	if fs.NArg() != 0 {
-		fmt.Fprintf(stderr, "weir status: unexpected argument %q\n", fs.Arg(0))
-		return exitUsage
-	}
-	if *output != "table" && *output != "json" {
-		fmt.Fprintf(stderr, "weir status: -o %q: want table or json\n", *output)
-		return exitUsage
-	}
-	if *revision != "" && !cluster.ValidRevisionPrefix(*revision) {
-		fmt.Fprintf(stderr, "weir status: --revision %q: want a commit or dir:HASH, at least 4 hex digits\n", *revision)
-		return exitUsage
-	}
-	done := doneWhen(*revision)
+// statusOptions are the flags of `weir status`.
+type statusOptions struct {
+	client                           apiClient
+	output                           *enum
+	wait, settle                     time.Duration
+	revision, join, keyFile, cluster string
+	bind, profile, name              string
+	balancer                         string
+}
 
-	var token []byte
-	if *tokenFile != "" {
-		var err error
-		if token, err = agent.ReadSecretFile("API token", *tokenFile); err != nil {
-			fmt.Fprintf(stderr, "weir status: %v\n", err)
-			return exitUsage
-		}
+func (c *cli) newStatusCmd() *cobra.Command {
+	var o statusOptions
+	cmd := &cobra.Command{
+		Use:   "status [--api ADDR | --join IP:PORT,...] [-o table|json] [--wait DURATION [--revision REV]] [--balancer NAME]",
+		Short: "show the cluster as gossip tells it",
+		Long: "Shows the cluster as gossip tells it: by asking the local agent's API (GET /status), or,\n" +
+			"with --join, by joining the cluster as an observer for a moment. Exit 0 when the cluster\n" +
+			"has converged on the newest revision (on REV with --revision), 1 when it has not (with\n" +
+			"--wait: not by the deadline), 2 when no answer could be had. With -o json the answer,\n" +
+			"or {\"error\": \"...\"} when there is none, is one JSON object on stdout.\n\n" +
+			"With --balancer NAME it shows that balancer's targets as the local agent sees them\n" +
+			"(GET /balancers/NAME): state, share and the new connections this host's rules sent\n" +
+			"each; exit 1 when the agent has no balancer of that name.",
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.balancer != "" {
+				return c.statusBalancer(cmd, o)
+			}
+			return c.status(o)
+		},
 	}
-	fetch := agentStatus(*api, token, *timeout)
-	if *join != "" {
-		obs, err := startObserver(ctx, observerOptions{
-			seeds: splitList(*join), keyFile: *keyFile, label: *clusterName, bind: *bind,
-			profile: *profile, name: *name, timeout: *timeout, settle: *settle, stderr: stderr,
+	fs := cmd.Flags()
+	o.client.flags(cmd, 10*time.Second, "how long one attempt to reach the agent or to join the cluster may take")
+	o.output = outputFlag(cmd, "table", "json")
+	fs.DurationVar(&o.wait, "wait", 0, "poll until converged on the newest revision, up to this long (e.g. 60s)")
+	fs.StringVar(&o.revision, "revision", "", "converged means every alive host is on this revision: a commit or dir:HASH, full or abbreviated (at least 4 hex digits)")
+	fs.StringVar(&o.join, "join", "", "observer mode: join the cluster at these seeds IP:PORT,... instead of asking an agent")
+	fs.StringVar(&o.keyFile, "gossip-key-file", "", "observer mode: gossip key file (one base64 key per line)")
+	fs.StringVar(&o.cluster, "cluster", "", "observer mode: cluster name (memberlist label)")
+	fs.StringVar(&o.bind, "bind", "", "observer mode: IP:PORT to gossip from (default: the local address that routes to the first seed, any port)")
+	fs.StringVar(&o.profile, "gossip-profile", "lan", "observer mode: memberlist profile lan, local or wan")
+	fs.StringVar(&o.name, "observer-name", "", "observer mode: node name (default weir-status-HOSTNAME-PID)")
+	fs.DurationVar(&o.settle, "settle", time.Second, "observer mode: how long to listen after joining before reporting")
+	fs.StringVar(&o.balancer, "balancer", "", "show one balancer's targets (state, share, connections) as the local agent sees them")
+	completeWords(cmd, "gossip-profile", "lan", "local", "wan")
+	return cmd
+}
+
+// status is `weir status`: exit 0 when the cluster has converged on the
+// newest revision, 1 when it has not (with --wait: not by the deadline), 2
+// when no answer could be had.
+func (c *cli) status(o statusOptions) error {
+	if o.revision != "" && !cluster.ValidRevisionPrefix(o.revision) {
+		return usageErr("--revision %q: want a commit or dir:HASH, at least 4 hex digits", o.revision)
+	}
+	done := doneWhen(o.revision)
+	if err := o.client.readToken(); err != nil {
+		return failed(exitUsage, err)
+	}
+	fetch := agentStatus(o.client)
+	if o.join != "" {
+		obs, err := startObserver(c.ctx, observerOptions{
+			seeds: splitList(o.join), keyFile: o.keyFile, label: o.cluster, bind: o.bind,
+			profile: o.profile, name: o.name, timeout: o.client.timeout, settle: o.settle, stderr: c.stderr,
 		})
 		if err != nil {
-			fmt.Fprintf(stderr, "weir status: %v\n", err)
-			return exitUsage
+			return failed(exitUsage, err)
 		}
-		defer leaveObserver(obs, stderr)
-		fetch = observerStatus(obs, *keyFile != "")
+		defer leaveObserver(obs, c.stderr)
+		fetch = observerStatus(obs, o.keyFile != "")
 	}
 
-	s, err := waitStatus(ctx, fetch, done, *wait)
+	s, err := waitStatus(c.ctx, fetch, done, o.wait)
 	if err != nil && s == nil {
-		fmt.Fprintf(stderr, "weir status: %v\n", err)
-		if *wait > 0 {
-			return exitFail
+		if o.wait > 0 {
+			return failed(exitFail, err)
 		}
-		return exitUsage
+		return failed(exitUsage, err)
 	}
-	if perr := printStatus(stdout, *output, *s); perr != nil {
-		fmt.Fprintf(stderr, "weir status: %v\n", perr)
-		return exitUsage
+	if perr := printStatus(c.stdout, o.output.value, *s); perr != nil {
+		return failed(exitUsage, perr)
 	}
 	if ok, reason := done(*s); !ok {
-		if *wait > 0 {
-			fmt.Fprintf(stderr, "weir status: not converged after %v: %s\n", *wait, reason)
+		if o.wait > 0 {
+			fmt.Fprintf(c.stderr, "weir status: not converged after %v: %s\n", o.wait, reason)
 		}
-		return exitFail
+		return exit(exitFail)
 	}
-	return exitOK
+	return nil
 }
 
 // doneWhen is what `weir status` waits for: the cluster converged on the
@@ -119,12 +119,13 @@ func doneWhen(revision string) func(cluster.Status) (bool, string) {
 	return func(s cluster.Status) (bool, string) { return s.OnRevision(revision) }
 }
 
-// agentStatus asks the agent's API at api for the status, with the API
-// token when one is given.
-func agentStatus(api string, token []byte, timeout time.Duration) func(context.Context) (cluster.Status, error) {
-	client := &http.Client{Timeout: timeout}
-	url := statusURL(api)
-	return func(ctx context.Context) (cluster.Status, error) { return getStatus(ctx, client, url, token) }
+// agentStatus asks the agent's API for the status.
+func agentStatus(a apiClient) func(context.Context) (cluster.Status, error) {
+	return func(ctx context.Context) (cluster.Status, error) {
+		var s cluster.Status
+		err := a.getJSON(ctx, "/status", &s)
+		return s, err
+	}
 }
 
 // observerStatus builds the status from an observer's member view. An
@@ -173,41 +174,9 @@ func waitStatus(ctx context.Context, fetch func(context.Context) (cluster.Status
 	}
 }
 
-// statusURL accepts the API as "host:port" or as a URL.
-func statusURL(api string) string { return apiURL(api, "/status") }
-
-func getStatus(ctx context.Context, client *http.Client, url string, token []byte) (cluster.Status, error) {
-	var s cluster.Status
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return s, fmt.Errorf("asking the agent at %s: %w", url, err)
-	}
-	if len(token) > 0 {
-		req.Header.Set("Authorization", "Bearer "+string(token))
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return s, fmt.Errorf("asking the agent (is `weir agent` running with this --api?): %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return s, fmt.Errorf("agent at %s answered %s: %s", url, resp.Status, strings.TrimSpace(string(body)))
-	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(&s); err != nil {
-		return s, fmt.Errorf("reading status from %s: %w", url, err)
-	}
-	return s, nil
-}
-
 func printStatus(w io.Writer, output string, s cluster.Status) error {
 	if output == "json" {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(s); err != nil {
-			return fmt.Errorf("writing status JSON: %w", err)
-		}
-		return nil
+		return writeJSON(w, s)
 	}
 	return writeStatusTable(w, s)
 }

@@ -2,118 +2,54 @@ package main
 
 import (
 	"bytes"
-	"context"
-	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 	"text/tabwriter"
-	"time"
+
+	"github.com/spf13/cobra"
 
 	"weir/agent"
 	"weir/cluster"
 )
 
-// balancerQuery is `weir status --balancer NAME` and the flags it takes.
-type balancerQuery struct {
-	name, api, tokenFile, output string
-	timeout                      time.Duration
-}
-
 // errNoSuchBalancer is the agent's 404: the applied revision has no
 // balancer of that name.
 var errNoSuchBalancer = errors.New("no such balancer")
 
-// runStatusBalancer prints one balancer as the local agent sees it (GET
+// statusBalancer prints one balancer as the local agent sees it (GET
 // /balancers/NAME): exit 0, 1 when the agent has no balancer of that name,
 // 2 when there is no answer or the flags do not go with --balancer.
-func runStatusBalancer(ctx context.Context, fs *flag.FlagSet, q balancerQuery, stdout, stderr io.Writer) int {
+func (c *cli) statusBalancer(cmd *cobra.Command, o statusOptions) error {
 	for _, name := range []string{"wait", "revision", "join"} {
-		if f := fs.Lookup(name); f != nil && f.Value.String() != f.DefValue {
-			fmt.Fprintf(stderr, "weir status: --%s does not go with --balancer\n", name)
-			return exitUsage
+		if cmd.Flags().Changed(name) {
+			return usageErr("--%s does not go with --balancer", name)
 		}
 	}
-	if fs.NArg() != 0 || (q.output != "table" && q.output != "json") {
-		fmt.Fprintln(stderr, "weir status: --balancer NAME takes no arguments and -o table or json")
-		return exitUsage
+	if err := o.client.readToken(); err != nil {
+		return failed(exitUsage, err)
 	}
-	var token []byte
-	if q.tokenFile != "" {
-		var err error
-		if token, err = agent.ReadSecretFile("API token", q.tokenFile); err != nil {
-			fmt.Fprintf(stderr, "weir status: %v\n", err)
-			return exitUsage
-		}
-	}
-	client := &http.Client{Timeout: q.timeout}
-	st, err := getBalancer(ctx, client, apiURL(q.api, "/balancers/"+url.PathEscape(q.name)), token)
-	if errors.Is(err, errNoSuchBalancer) {
-		fmt.Fprintf(stderr, "weir status: %v\n", err)
-		return exitFail
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "weir status: %v\n", err)
-		return exitUsage
-	}
-	if err := printBalancer(stdout, q.output, st); err != nil {
-		fmt.Fprintf(stderr, "weir status: %v\n", err)
-		return exitUsage
-	}
-	return exitOK
-}
-
-// getBalancer asks the agent at u for one balancer.
-func getBalancer(ctx context.Context, client *http.Client, u string, token []byte) (agent.BalancerStatus, error) {
 	var st agent.BalancerStatus
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	err := o.client.getJSON(c.ctx, "/balancers/"+url.PathEscape(o.balancer), &st)
+	if errors.Is(err, errNotFound) {
+		return failed(exitFail, fmt.Errorf("%w: %w", errNoSuchBalancer, err))
+	}
 	if err != nil {
-		return st, fmt.Errorf("asking the agent at %s: %w", u, err)
+		return failed(exitUsage, err)
 	}
-	if len(token) > 0 {
-		req.Header.Set("Authorization", "Bearer "+string(token))
+	if err := printBalancer(c.stdout, o.output.value, st); err != nil {
+		return failed(exitUsage, err)
 	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return st, fmt.Errorf("asking the agent (is `weir agent` running with this --api?): %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		err := fmt.Errorf("agent at %s answered %s: %s", u, resp.Status, strings.TrimSpace(string(body)))
-		if resp.StatusCode == http.StatusNotFound {
-			err = fmt.Errorf("%w: %w", errNoSuchBalancer, err)
-		}
-		return st, err
-	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(&st); err != nil {
-		return st, fmt.Errorf("reading the balancer from %s: %w", u, err)
-	}
-	return st, nil
-}
-
-// apiURL is path on the API given as "host:port" or as a URL.
-func apiURL(api, path string) string {
-	if strings.HasPrefix(api, "http://") || strings.HasPrefix(api, "https://") {
-		return strings.TrimSuffix(api, "/") + path
-	}
-	return "http://" + api + path
+	return nil
 }
 
 // printBalancer writes st as JSON or as a table.
 func printBalancer(w io.Writer, output string, st agent.BalancerStatus) error {
 	if output == "json" {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(st); err != nil {
-			return fmt.Errorf("writing balancer JSON: %w", err)
-		}
-		return nil
+		return writeJSON(w, st)
 	}
 	return writeBalancerTable(w, st)
 }

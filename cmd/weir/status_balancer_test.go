@@ -90,7 +90,7 @@ func TestStatusBalancer(t *testing.T) {
 		{"json", []string{"--balancer", "frontend-orders", "-o", "json"}, exitOK, `"connections": 1200`, ""},
 		{"unknown balancer", []string{"--balancer", "nope"}, exitFail, "", "no such balancer"},
 		{"with --wait", []string{"--balancer", "frontend-orders", "--wait", "5s"}, exitUsage, "", "--wait does not go with --balancer"},
-		{"bad output", []string{"--balancer", "frontend-orders", "-o", "yaml"}, exitUsage, "", "-o table or json"},
+		{"bad output", []string{"--balancer", "frontend-orders", "-o", "yaml"}, exitUsage, "", "(want table or json)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,12 +1,12 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
+
+	"github.com/spf13/cobra"
 
 	"weir/spec"
 )
@@ -26,40 +26,59 @@ type validateError struct {
 	Message string `json:"message"`
 }
 
-// runValidate implements `weir validate PATH [-o text|json]`: exit 0 when the
-// spec tree at PATH is valid, 1 with every problem when it is not, 2 when PATH
-// cannot be read or the command line is wrong.
-func runValidate(_ context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("validate", stderr)
-	output := fs.String("o", "text", "output format: text or json")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: weir validate PATH [-o text|json]")
-		fmt.Fprintln(stderr, "\nChecks the spec tree under the directory PATH. Exit 0 when valid, 1 when not")
-		fmt.Fprintln(stderr, "(every problem on stderr as FILE:LINE: message), 2 on usage or I/O errors.")
-		fs.PrintDefaults()
-	}
-	paths, err := parseInterspersed(fs, args)
-	if errors.Is(err, flag.ErrHelp) {
-		return exitOK
-	}
-	if err != nil {
-		return exitUsage
-	}
-	if len(paths) != 1 {
-		fmt.Fprintf(stderr, "weir validate: want exactly one PATH, got %d\n", len(paths))
-		fs.Usage()
-		return exitUsage
-	}
-	if *output != "text" && *output != "json" {
-		fmt.Fprintf(stderr, "weir validate: unknown output format %q (want text or json)\n", *output)
-		return exitUsage
-	}
+// validateOptions are the flags of `weir validate`.
+type validateOptions struct {
+	specs  string
+	output *enum
+}
 
-	s, err := spec.LoadDir(paths[0])
+func (c *cli) newValidateCmd() *cobra.Command {
+	var o validateOptions
+	cmd := &cobra.Command{
+		Use:   "validate PATH",
+		Short: "check a spec tree; print every error as FILE:LINE: message",
+		Long: "Checks the spec tree under the directory PATH (or --specs). Exit 0 when valid, 1 when\n" +
+			"not (every problem on stderr as FILE:LINE: message, or in the JSON), 2 on usage or I/O errors.",
+		Example: "  weir validate examples/basic\n  weir validate -o json specs/ | jq .errors",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			dir, err := c.specDir(cmd, o.specs, args)
+			if err != nil {
+				return err
+			}
+			return c.validate(dir, o.output.value)
+		},
+	}
+	cmd.Flags().StringVar(&o.specs, "specs", "", "directory of the spec tree (instead of PATH)")
+	_ = cmd.MarkFlagDirname("specs")
+	o.output = outputFlag(cmd, "text", "json")
+	return cmd
+}
+
+// specDir is the spec directory of validate and plan: the one positional
+// argument, or --specs (from the command line or WEIR_SPECS). A PATH on
+// the command line wins over WEIR_SPECS; with --specs as well it is an
+// error.
+func (c *cli) specDir(cmd *cobra.Command, specs string, args []string) (string, error) {
+	switch {
+	case len(args) > 1:
+		return "", usageErr("want exactly one PATH, got %d", len(args))
+	case len(args) == 1 && c.onCommandLine(cmd, "specs"):
+		return "", usageErr("give the spec directory once: PATH %q or --specs %q", args[0], specs)
+	case len(args) == 1:
+		return args[0], nil
+	case specs == "":
+		return "", usageErr("want exactly one PATH, got 0 (or --specs DIR)")
+	}
+	return specs, nil
+}
+
+// validate is `weir validate`: exit 0 when the spec tree at dir is valid, 1
+// with every problem when it is not, 2 when dir cannot be read.
+func (c *cli) validate(dir, output string) error {
+	s, err := spec.LoadDir(dir)
 	var list spec.ErrorList
 	if err != nil && !errors.As(err, &list) {
-		fmt.Fprintf(stderr, "weir validate: %v\n", err)
-		return exitUsage
+		return failed(exitUsage, err)
 	}
 	res := validateResult{Valid: err == nil, Errors: []validateError{}}
 	if s != nil {
@@ -69,43 +88,32 @@ func runValidate(_ context.Context, args []string, stdout, stderr io.Writer) int
 		res.Errors = append(res.Errors, validateError{File: e.File, Line: e.Line, Message: e.Msg})
 	}
 
-	if *output == "json" {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(res); err != nil {
-			fmt.Fprintf(stderr, "weir validate: %v\n", err)
-			return exitUsage
+	if output == "json" {
+		if err := writeJSON(c.stdout, res); err != nil {
+			return failed(exitUsage, err)
 		}
 	} else if res.Valid {
-		fmt.Fprintf(stdout, "ok: %s, %s, %s\n",
+		fmt.Fprintf(c.stdout, "ok: %s, %s, %s\n",
 			plural(res.Hosts, "host"), plural(res.Guests, "guest"), plural(res.Balancers, "balancer"))
 	} else {
 		for _, e := range list {
-			fmt.Fprintln(stderr, e.Error())
+			fmt.Fprintln(c.stderr, e.Error())
 		}
 	}
 	if !res.Valid {
-		return exitFail
+		return exit(exitFail)
 	}
-	return exitOK
+	return nil
 }
 
-// parseInterspersed parses flags that may come before, between or after the
-// positional arguments (`weir validate DIR -o json`), which flag.Parse alone
-// stops at, and returns the positional arguments.
-func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
-	var positional []string
-	for {
-		if err := parseFlags(fs, args); err != nil {
-			return nil, err
-		}
-		args = fs.Args()
-		if len(args) == 0 {
-			return positional, nil
-		}
-		positional = append(positional, args[0])
-		args = args[1:]
+// writeJSON writes v as indented JSON.
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		return fmt.Errorf("writing JSON: %w", err)
 	}
+	return nil
 }
 
 // plural renders "1 host" or "3 hosts".

@@ -83,7 +83,7 @@ func (d *demo) prepare(ctx context.Context) error {
 	if os.Geteuid() != 0 {
 		return errors.New("needs root: the demo creates network namespaces, veth pairs and a bridge, and weir programs iptables rules inside them (try: sudo make demo)")
 	}
-	if err := ensureTools(ctx, d.out); err != nil {
+	if err := checkTools(); err != nil {
 		return err
 	}
 	bin, err := filepath.Abs("bin/weir")
