@@ -292,25 +292,20 @@ func (d *Deps) defaults() {
 	}
 }
 
+// orDefault sets *v to def when it is zero or negative: unset.
+func orDefault[T ~int | ~int64](v *T, def T) {
+	if *v <= 0 {
+		*v = def
+	}
+}
+
 func (cfg *Config) defaults() {
-	if cfg.Resync <= 0 {
-		cfg.Resync = DefaultResync
-	}
-	if cfg.MinInterval <= 0 {
-		cfg.MinInterval = DefaultMinInterval
-	}
-	if cfg.SettleCheck <= 0 {
-		cfg.SettleCheck = DefaultSettleCheck
-	}
-	if cfg.LeaveTimeout <= 0 {
-		cfg.LeaveTimeout = DefaultLeaveTimeout
-	}
-	if cfg.FetchTimeout <= 0 {
-		cfg.FetchTimeout = DefaultFetchTimeout
-	}
-	if cfg.PassTimeout <= 0 {
-		cfg.PassTimeout = DefaultPassTimeout
-	}
+	orDefault(&cfg.Resync, DefaultResync)
+	orDefault(&cfg.MinInterval, DefaultMinInterval)
+	orDefault(&cfg.SettleCheck, DefaultSettleCheck)
+	orDefault(&cfg.LeaveTimeout, DefaultLeaveTimeout)
+	orDefault(&cfg.FetchTimeout, DefaultFetchTimeout)
+	orDefault(&cfg.PassTimeout, DefaultPassTimeout)
 	cfg.API = cfg.API.withDefaults()
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
