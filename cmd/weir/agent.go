@@ -74,7 +74,7 @@ func agentFlags(fs *pflag.FlagSet, o *agentOptions) {
 	fs.BoolVar(&o.insecureGossip, "insecure-gossip", false, "gossip in clear text: anyone who reaches the gossip port can forge membership and steer traffic")
 	fs.StringVar(&o.clusterName, "cluster", "", "cluster name; agents with another name never merge with this cluster")
 	fs.StringVar(&o.gossipProfile, "gossip-profile", "lan", "memberlist timing profile: lan, local or wan")
-	fs.StringVar(&o.api, "api", "127.0.0.1:7947", "HTTP API address (/status, /rules, /metrics, /healthz, /refresh, /keys)")
+	fs.StringVar(&o.api, "api", "127.0.0.1:7947", "HTTP API address (/status, /balancers/NAME, /rules, /metrics, /healthz, /refresh, /keys)")
 	fs.DurationVar(&o.poll, "poll", source.DefaultPoll, "how often to check the Git branch for new commits")
 	fs.DurationVar(&o.resync, "resync", agent.DefaultResync, "how often to check the live rules for drift")
 	fs.DurationVar(&o.settle, "settle-time", cluster.DefaultSettleTime, "how long an agent that reaches no peer waits before it treats unseen hosts as dead")
@@ -86,7 +86,7 @@ func agentFlags(fs *pflag.FlagSet, o *agentOptions) {
 	fs.StringVar(&o.gitPasswordFile, "git-password-file", "", "file holding the password or token for https:// repositories")
 	fs.StringVar(&o.verifyKeys, "verify-keys", "", "armored OpenPGP public keys; commits not signed by one of them are refused")
 	fs.StringVar(&o.webhookSecretFile, "webhook-secret-file", "", "secret required on POST /refresh (GitHub, Gitea or GitLab webhook signature, or bearer token)")
-	fs.StringVar(&o.apiTokenFile, "api-token-file", "", "token required as \"Authorization: Bearer\" on GET /status, /rules and /metrics and on /keys (required with a non-loopback --api)")
+	fs.StringVar(&o.apiTokenFile, "api-token-file", "", "token required as \"Authorization: Bearer\" on GET /status, /balancers/NAME, /rules and /metrics and on /keys (required with a non-loopback --api)")
 	fs.DurationVar(&o.fetchTimeout, "fetch-timeout", agent.DefaultFetchTimeout, "deadline of one fetch from the spec source (each Git listing and download)")
 	fs.StringVar(&o.backend, "backend", netfilter.BackendAuto, "iptables backend: auto, nft or legacy")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
@@ -231,7 +231,7 @@ func startAgent(ctx context.Context, o agentOptions, api agent.APIConfig, keys [
 		Node: o.node, StateDir: o.stateDir, Resync: o.resync, MinInterval: o.minInterval,
 		FetchTimeout: o.fetchTimeout, API: api, GossipEncrypted: len(keys) > 0, Build: agentBuild(), Logger: log,
 		ReturnMemory: true,
-	}, agent.Deps{Source: src, Cluster: cl, Syncer: agent.NewSyncer(syncer), Keys: cl})
+	}, agent.Deps{Source: src, Cluster: cl, Syncer: agent.NewSyncer(syncer), Keys: cl, Counters: nf})
 	if err != nil {
 		return err
 	}
