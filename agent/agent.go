@@ -245,6 +245,8 @@ type Agent struct {
 	fetchErr   error         // why the last fetch failed
 	passErr    error         // why the last pass did not finish in time
 	saveErr    error         // why the last good revision could not be saved
+	driftGap   time.Duration // the distance between drift checks (spaceDriftChecks)
+	nextDrift  time.Time     // the next drift check is not due before this
 	unsaved    *revisionSpec // a last good revision not saved yet
 	saved      *savedTree    // the last good revision as last saved (worker only)
 	lastHint   string        // newest revision hinted by another node

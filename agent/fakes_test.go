@@ -273,6 +273,10 @@ type fakeSyncer struct {
 	// stallNext makes the next Apply wait for its context to end, as an
 	// iptables-restore that waits for the xtables lock does.
 	stallNext bool
+	// With clk set, each Reconcile takes cost on it and is noted in checkedAt.
+	clk       *fakeClock
+	cost      time.Duration
+	checkedAt []time.Time
 }
 
 func (f *fakeSyncer) Apply(ctx context.Context, rs *render.Ruleset) error {
@@ -300,6 +304,10 @@ func (f *fakeSyncer) Reconcile(ctx context.Context) (bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.checks++
+	if f.clk != nil {
+		f.checkedAt = append(f.checkedAt, f.clk.Now())
+		f.clk.Advance(f.cost)
+	}
 	d := f.drifted
 	f.drifted = false
 	return d, nil

@@ -76,7 +76,7 @@ func (a *Agent) stuckLocked(now time.Time, fetch bool) string {
 	case fetch && !a.fetchStarted.IsZero() && now.Sub(a.fetchStarted) > a.cfg.FetchTimeout:
 		return fmt.Sprintf("a fetch from the spec source has run for %s, over its %s deadline", round(now.Sub(a.fetchStarted)), a.cfg.FetchTimeout)
 	case a.passStarted.IsZero() && now.Sub(a.lastPassEnd) > a.passGap():
-		return fmt.Sprintf("no reconcile pass has finished for %s (one is due every %s)", round(now.Sub(a.lastPassEnd)), a.cfg.Resync)
+		return fmt.Sprintf("no reconcile pass has finished for %s (one is due every %s)", round(now.Sub(a.lastPassEnd)), a.resyncIntervalLocked())
 	}
 	return ""
 }
@@ -85,7 +85,7 @@ func (a *Agent) stuckLocked(now time.Time, fetch bool) string {
 // resync timer starts one at least every Resync, and it may take up to its
 // deadline and wait MinInterval behind the previous one.
 func (a *Agent) passGap() time.Duration {
-	return a.cfg.Resync + a.cfg.PassTimeout + a.cfg.MinInterval
+	return a.resyncIntervalLocked() + a.cfg.PassTimeout + a.cfg.MinInterval
 }
 
 // failingLocked joins what made the last pass fail: a failed fetch, apply or

@@ -89,6 +89,7 @@ func (a *Agent) loop(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return a.leave()
 			}
+			s.nextResync = later(s.nextResync, a.nextDriftCheck())
 			continue
 		}
 		if !a.wait(ctx, &s, &t, now) {

@@ -34,23 +34,24 @@ const (
 // conventions: counters end in _total, with a result label where both
 // outcomes are counted, so that rates divide (README.md, "Metrics").
 type metrics struct {
-	registry     *prometheus.Registry
-	duration     prometheus.Histogram
-	revision     *prometheus.GaugeVec
-	rules        prometheus.Gauge
-	balancers    prometheus.Gauge
-	fetches      *prometheus.CounterVec // by source and result
-	specErrors   prometheus.Counter
-	applies      *prometheus.CounterVec // by result
-	driftChecks  *prometheus.CounterVec // by result
-	driftRepairs prometheus.Counter
-	lastApply    prometheus.Gauge
-	passOverruns prometheus.Counter
-	saveErrors   prometheus.Counter
-	apiRefused   *prometheus.CounterVec
-	apiInFlight  prometheus.Gauge
-	source       string      // the fetches' source label: git or dir
-	gossip       *gossipSink // memberlist's go-metrics, exported on registry
+	registry      *prometheus.Registry
+	duration      prometheus.Histogram
+	revision      *prometheus.GaugeVec
+	rules         prometheus.Gauge
+	balancers     prometheus.Gauge
+	fetches       *prometheus.CounterVec // by source and result
+	specErrors    prometheus.Counter
+	applies       *prometheus.CounterVec // by result
+	driftChecks   *prometheus.CounterVec // by result
+	driftRepairs  prometheus.Counter
+	driftInterval prometheus.Gauge
+	lastApply     prometheus.Gauge
+	passOverruns  prometheus.Counter
+	saveErrors    prometheus.Counter
+	apiRefused    *prometheus.CounterVec
+	apiInFlight   prometheus.Gauge
+	source        string      // the fetches' source label: git or dir
+	gossip        *gossipSink // memberlist's go-metrics, exported on registry
 }
 
 func newMetrics(a *Agent) *metrics {
@@ -81,10 +82,11 @@ func newMetrics(a *Agent) *metrics {
 			Name: "weir_drift_checks_total",
 			Help: "Resync checks of the live rules by result: in_sync, repaired (drifted and re-applied) or error (the check or its repair failed).",
 		}, []string{"result"}),
-		driftRepairs: counter("weir_drift_repairs_total", "Resyncs that found the live rules drifted and repaired them (weir_drift_checks_total{result=\"repaired\"})."),
-		lastApply:    gauge("weir_last_apply_timestamp_seconds", "Unix time of the last successful apply."),
-		passOverruns: counter("weir_reconcile_deadline_exceeded_total", "Reconcile passes that overran their deadline."),
-		saveErrors:   counter("weir_last_good_save_errors_total", "Failed saves of the last good revision to the state directory; each is retried on the next pass."),
+		driftRepairs:  counter("weir_drift_repairs_total", "Resyncs that found the live rules drifted and repaired them (weir_drift_checks_total{result=\"repaired\"})."),
+		driftInterval: gauge("weir_drift_check_interval_seconds", "Seconds between drift checks: --resync, or longer when the last check's cost would exceed its CPU budget."),
+		lastApply:     gauge("weir_last_apply_timestamp_seconds", "Unix time of the last successful apply."),
+		passOverruns:  counter("weir_reconcile_deadline_exceeded_total", "Reconcile passes that overran their deadline."),
+		saveErrors:    counter("weir_last_good_save_errors_total", "Failed saves of the last good revision to the state directory; each is retried on the next pass."),
 		apiRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "weir_api_requests_refused_total",
 			Help: "API requests refused before they were served, by reason (unauthorized, too_large, busy).",
@@ -93,8 +95,9 @@ func newMetrics(a *Agent) *metrics {
 		source:      sourceKind(a.deps.Source),
 	}
 	m.initLabels()
+	m.driftInterval.Set(a.cfg.Resync.Seconds())
 	m.registry.MustRegister(m.duration, m.revision, m.rules, m.balancers, m.fetches,
-		m.specErrors, m.applies, m.driftChecks, m.driftRepairs, m.lastApply, m.passOverruns, m.saveErrors,
+		m.specErrors, m.applies, m.driftChecks, m.driftRepairs, m.driftInterval, m.lastApply, m.passOverruns, m.saveErrors,
 		m.apiRefused, m.apiInFlight, healthGauge(a), buildInfo(a.cfg.Build),
 		&membersCollector{cl: a.deps.Cluster},
 		collectors.NewGoCollector(),

@@ -7,8 +7,10 @@ import (
 	"io/fs"
 	"maps"
 	"slices"
+	"time"
 
 	"weir/cluster"
+	"weir/reconcile/netfilter"
 	"weir/reconcile/plan"
 	"weir/spec"
 )
@@ -162,6 +164,7 @@ func (a *Agent) recordApplied(cand, good, target *revisionSpec, in planInputs, d
 
 // checkDrift compares the live rules with the applied ones and repairs drift.
 func (a *Agent) checkDrift(ctx context.Context) {
+	start := a.clock.Now()
 	repaired, err := a.deps.Syncer.Reconcile(ctx)
 	if err != nil {
 		a.metrics.driftChecks.WithLabelValues(resultError).Inc()
@@ -173,11 +176,49 @@ func (a *Agent) checkDrift(ctx context.Context) {
 	}
 	if !repaired {
 		a.metrics.driftChecks.WithLabelValues(resultInSync).Inc()
+		a.spaceDriftChecks(start, a.clock.Now().Sub(start))
 		return
 	}
 	a.metrics.driftChecks.WithLabelValues(resultRepaired).Inc()
 	a.metrics.driftRepairs.Inc()
 	a.log.Warn("live rules had drifted from the applied revision; repaired")
+}
+
+// spaceDriftChecks puts the next drift check netfilter.DriftCheckGap after
+// the start of one that took cost and found no drift. A check that
+// repaired drift does not count: the next one comes at --resync, to see
+// that the repair held.
+func (a *Agent) spaceDriftChecks(start time.Time, cost time.Duration) {
+	gap := netfilter.DriftCheckGap(a.cfg.Resync, cost)
+	a.mu.Lock()
+	stretched := gap > a.cfg.Resync && a.driftGap <= a.cfg.Resync
+	a.driftGap, a.nextDrift = gap, start.Add(gap)
+	a.mu.Unlock()
+	a.metrics.driftInterval.Set(gap.Seconds())
+	if stretched {
+		a.log.Info("drift checks spaced out to keep their CPU within budget", "check_took", cost.Round(time.Millisecond),
+			"next_in", gap.Round(time.Second), "resync", a.cfg.Resync, "budget_pct_of_core", 100*netfilter.DriftCheckBudget)
+	}
+}
+
+// nextDriftCheck is when spaceDriftChecks allows the next drift check;
+// zero before the first.
+func (a *Agent) nextDriftCheck() time.Time {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.nextDrift
+}
+
+// resyncIntervalLocked is the distance between drift checks: --resync,
+// stretched by spaceDriftChecks.
+func (a *Agent) resyncIntervalLocked() time.Duration { return max(a.cfg.Resync, a.driftGap) }
+
+// later returns the later of two times.
+func later(t, u time.Time) time.Time {
+	if u.After(t) {
+		return u
+	}
+	return t
 }
 
 // alive is the alive set given to the planner. Before the cluster has settled,

@@ -76,7 +76,7 @@ func agentFlags(fs *pflag.FlagSet, o *agentOptions) {
 	fs.StringVar(&o.gossipProfile, "gossip-profile", "lan", "memberlist timing profile: lan, local or wan")
 	fs.StringVar(&o.api, "api", "127.0.0.1:7947", "HTTP API address (/status, /balancers/NAME, /rules, /metrics, /healthz, /refresh, /keys)")
 	fs.DurationVar(&o.poll, "poll", source.DefaultPoll, "how often to check the Git branch for new commits")
-	fs.DurationVar(&o.resync, "resync", agent.DefaultResync, "how often to check the live rules for drift")
+	fs.DurationVar(&o.resync, "resync", agent.DefaultResync, "how often to check the live rules for drift (checks of large tables are spaced to keep within 0.5% of a core)")
 	fs.DurationVar(&o.settle, "settle-time", cluster.DefaultSettleTime, "how long an agent that reaches no peer waits before it treats unseen hosts as dead")
 	fs.DurationVar(&o.minInterval, "min-interval", agent.DefaultMinInterval, "least time between two applies; triggers in between coalesce")
 	fs.StringVar(&o.stateDir, "state-dir", "", "directory for the Git clone and the last good revision (default /var/lib/weir/NODE)")

@@ -7,9 +7,31 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"weir/reconcile/render"
 )
+
+// DriftCheckBudget is the share of one core expensive drift checks may take
+// on average (DriftCheckGap).
+const DriftCheckBudget = 0.005
+
+// DriftCheckFree is how long a drift check may take without spacing out the
+// next one, whatever the resync interval.
+const DriftCheckFree = 100 * time.Millisecond
+
+// DriftCheckGap is how long after the start of a drift check that took cost
+// the next one is due: resync, or cost/DriftCheckBudget when the check took
+// at least DriftCheckFree and that is longer. Reading a table of 60,000
+// rules takes seconds of CPU (iptables-save on nft), which at every resync
+// would cost more than the check is worth; the checks of smaller tables take
+// milliseconds and keep the resync interval, however short.
+func DriftCheckGap(resync, cost time.Duration) time.Duration {
+	if cost < DriftCheckFree {
+		return resync
+	}
+	return max(resync, time.Duration(float64(cost)/DriftCheckBudget))
+}
 
 // Reconcile checks that the kernel still holds the last applied Ruleset and
 // re-applies it in full when it does not (or when the last apply failed). It
