@@ -21,6 +21,7 @@ func (l *loader) checkTree(references bool) {
 		frontends: map[string]*balancerDef{},
 		addrs:     map[netip.Addr]addrOwner{},
 		services:  map[string]bool{},
+		runners:   map[string][]*guestDef{},
 	}
 	for _, h := range l.hosts {
 		t.host(h)
@@ -41,7 +42,8 @@ type treeIndex struct {
 	balancers map[string]Pos
 	frontends map[string]*balancerDef // by frontendKey
 	addrs     map[netip.Addr]addrOwner
-	services  map[string]bool // run by some guest
+	services  map[string]bool        // run by some guest
+	runners   map[string][]*guestDef // by service: the guests that run it, in tree order
 }
 
 // addrOwner is the host or guest an address belongs to, for messages.
@@ -60,9 +62,12 @@ func (t *treeIndex) host(h *hostDef) {
 		if unique(d, g.path+".name", "guest", g.Name, g.Pos, t.guestPos) {
 			t.guests[g.Name] = g
 		}
-		t.useAddr(d, g.path+".address", g.Address, fmt.Sprintf("guest %q", g.Name))
+		for j, a := range g.Addresses {
+			t.useAddr(d, g.addrPaths[j], a, fmt.Sprintf("guest %q", g.Name))
+		}
 		for _, s := range g.Services {
 			t.services[s] = true
+			t.runners[s] = append(t.runners[s], g)
 		}
 	}
 }
@@ -125,6 +130,7 @@ func (t *treeIndex) references(b *balancerDef) {
 	if b.Target != "" && !t.services[b.Target] {
 		d.errorf("spec.target", "spec.target: no guest runs service %q", b.Target)
 	}
+	t.families(b)
 	if b.Target == "" || !t.services[b.Target] {
 		return
 	}
@@ -136,6 +142,29 @@ func (t *treeIndex) references(b *balancerDef) {
 			d.errorf(p, "%s: guest %q is not defined", p, name)
 		case !slices.Contains(g.Services, b.Target):
 			d.errorf(p, "%s: guest %q does not run target service %q (defined at %s)", p, name, b.Target, g.Pos)
+		}
+	}
+}
+
+// families checks that every guest running the source or target service
+// of b has an address of b's family: DNAT cannot change the family, so a
+// target without one could never be reached, and a source without one could
+// never send to the frontend. Each such guest is an error at the field that
+// names its service.
+func (t *treeIndex) families(b *balancerDef) {
+	if !b.Frontend.Address.IsValid() {
+		return
+	}
+	fam := b.Family()
+	for _, role := range []struct{ path, what, service string }{
+		{"spec.source", "source", b.Source},
+		{"spec.target", "target", b.Target},
+	} {
+		for _, g := range t.runners[role.service] {
+			if len(g.Addresses) > 0 && !g.Addr(fam).IsValid() {
+				b.doc.errorf(role.path, "%s: guest %q (%s), which runs %s service %q, has no %s address, which balancer %q needs for its %s frontend %s",
+					role.path, g.Name, g.Pos, role.what, role.service, fam, b.Name, fam, b.Frontend.Address)
+			}
 		}
 	}
 }

@@ -73,9 +73,9 @@ func randomHosts(cfg RandomSpecConfig) ([]spec.Host, []guestRef) {
 		hosts[h] = spec.Host{Name: fmt.Sprintf("host-%03d", h), Address: netip.AddrFrom4([4]byte{198, 18, byte(h / 250), byte(h%250 + 1)})}
 		for g := range cfg.GuestsPerHost {
 			guest := spec.Guest{
-				Name:    fmt.Sprintf("g-%03d-%03d", h, g),
-				Address: netip.AddrFrom4([4]byte{198, 19, byte(h), byte(g + 2)}),
-				Host:    hosts[h].Name,
+				Name:      fmt.Sprintf("g-%03d-%03d", h, g),
+				Addresses: []netip.Addr{netip.AddrFrom4([4]byte{198, 19, byte(h), byte(g + 2)})},
+				Host:      hosts[h].Name,
 			}
 			switch g {
 			case 0:
