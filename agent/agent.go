@@ -72,10 +72,11 @@ type Cluster interface {
 	Leave(timeout time.Duration) error
 }
 
-// Syncer applies a host's desired ruleset to netfilter atomically and repairs
-// drift (weir/reconcile's *Syncer, adapted in the wiring).
+// Syncer applies a host's desired rulesets (IPv4 and IPv6) to netfilter
+// atomically per table and family, and repairs drift (weir/reconcile's
+// *Syncer, one per family, adapted in the wiring).
 type Syncer interface {
-	Apply(ctx context.Context, rs *render.Ruleset) error
+	Apply(ctx context.Context, rs render.Rulesets) error
 	// Reconcile compares the live ruleset with the last applied one and
 	// repairs it when it drifted.
 	Reconcile(ctx context.Context) (repaired bool, err error)
@@ -83,10 +84,10 @@ type Syncer interface {
 
 // Desired is this host's part of a plan.
 type Desired struct {
-	Digest    string // digest of the cluster-wide plan; equal on agreeing nodes
-	Ruleset   *render.Ruleset
-	Balancers int // balancers this host sets
-	Rules     int // rules in Ruleset
+	Digest    string          // digest of the cluster-wide plan; equal on agreeing nodes
+	Rulesets  render.Rulesets // by family
+	Balancers int             // balancers this host sets, in both families
+	Rules     int             // rules in Rulesets
 }
 
 // Planner computes this host's part of the plan for a spec and alive set

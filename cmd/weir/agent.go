@@ -17,6 +17,7 @@ import (
 	"weir/agent/source"
 	"weir/cluster"
 	"weir/reconcile/netfilter"
+	"weir/spec"
 )
 
 // agentOptions are the flags of `weir agent`.
@@ -189,14 +190,35 @@ func (c *cli) agent(cmd *cobra.Command, o agentOptions) error {
 	return nil
 }
 
+// newSyncers returns the agent's Syncer over iptables and ip6tables. A host
+// without iptables cannot run the agent; one without a working ip6tables
+// runs it for IPv4, and fails a pass only when it has IPv6 balancers to
+// set (README.md, "IPv6").
+func newSyncers(backend string, log *slog.Logger) (agent.Syncer, error) {
+	var syncers [2]*netfilter.Syncer
+	var errs [2]error
+	for _, f := range spec.Families() {
+		nf, err := netfilter.NewIPTables(netfilter.IPTablesOptions{Family: f, Backend: backend, Logger: log.With("component", netfilter.Command(f))})
+		if err != nil {
+			if f == spec.IPv4 {
+				return nil, fmt.Errorf("netfilter: %w", err)
+			}
+			log.Warn("ip6tables unavailable: IPv6 balancers cannot be set on this host", "err", err)
+			errs[f] = err
+			continue
+		}
+		syncers[f] = netfilter.NewSyncer(nf, netfilter.SyncerOptions{Logger: log.With("component", "syncer", "family", f.Name())})
+	}
+	return agent.NewSyncers(syncers[spec.IPv4], syncers[spec.IPv6], errs[spec.IPv4], errs[spec.IPv6]), nil
+}
+
 // startAgent wires the source, netfilter, gossip and API together and runs
 // the agent until ctx ends.
 func startAgent(ctx context.Context, o agentOptions, api agent.APIConfig, keys [][]byte, log *slog.Logger) error {
-	nf, err := netfilter.NewIPTables(netfilter.IPTablesOptions{Backend: o.backend, Logger: log.With("component", "iptables")})
+	syncers, err := newSyncers(o.backend, log)
 	if err != nil {
-		return fmt.Errorf("netfilter: %w", err)
+		return err
 	}
-	syncer := netfilter.NewSyncer(nf, netfilter.SyncerOptions{Logger: log.With("component", "syncer")})
 
 	if err := agent.PrepareStateDir(o.stateDir, log); err != nil {
 		return err
@@ -230,7 +252,7 @@ func startAgent(ctx context.Context, o agentOptions, api agent.APIConfig, keys [
 	a, err := agent.New(agent.Config{
 		Node: o.node, StateDir: o.stateDir, Resync: o.resync, MinInterval: o.minInterval,
 		FetchTimeout: o.fetchTimeout, API: api, GossipEncrypted: len(keys) > 0, Build: agentBuild(), Logger: log,
-	}, agent.Deps{Source: src, Cluster: cl, Syncer: agent.NewSyncer(syncer), Keys: cl})
+	}, agent.Deps{Source: src, Cluster: cl, Syncer: syncers, Keys: cl})
 	if err != nil {
 		return err
 	}
