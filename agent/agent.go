@@ -1,9 +1,10 @@
 // Package agent is the per-host daemon loop: it fetches spec revisions from a
 // source, validates them, computes this host's part of the cluster-wide plan
-// from the alive members, applies it to netfilter, keeps the last good revision
-// (in memory and on disk) when a newer one is rejected, announces its state over
-// gossip, and serves the HTTP API (/status, /rules, /healthz, /refresh,
-// /metrics, /keys).
+// from the alive members and the health every host reports, applies it to
+// netfilter, keeps the last good revision (in memory and on disk) when a newer
+// one is rejected, probes the health checks of its own guests, announces its
+// state and failing checks over gossip, and serves the HTTP API (/status,
+// /balancers/NAME, /rules, /healthz, /refresh, /metrics, /keys).
 //
 // One worker goroutine plans and applies; every trigger (source change, gossip
 // membership change, revision hint, resync tick, POST /refresh) only marks work
@@ -23,8 +24,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"weir/agent/health"
 	"weir/agent/source"
 	"weir/cluster"
+	"weir/reconcile/netfilter"
+	"weir/reconcile/plan"
 	"weir/reconcile/render"
 	"weir/spec"
 )
@@ -70,6 +74,12 @@ type Cluster interface {
 	Hints() <-chan string
 	// Leave announces a graceful departure.
 	Leave(timeout time.Duration) error
+	// SetHealth reports which endpoint checks of this host's own guests
+	// fail; the others take it only from this host.
+	SetHealth(unhealthy []spec.CheckID) error
+	// UnhealthyChecks returns, by host, the endpoint checks each host
+	// that counts (this one included) reports failing.
+	UnhealthyChecks() map[string][]spec.CheckID
 }
 
 // Syncer applies a host's desired rulesets (IPv4 and IPv6) to netfilter
@@ -88,20 +98,33 @@ type Desired struct {
 	Rulesets  render.Rulesets // by family
 	Balancers int             // balancers this host sets, in both families
 	Rules     int             // rules in Rulesets
+	// Health lists the plan's unhealthy targets and failing-open
+	// balancers; nil when there are none.
+	Health *cluster.HealthSummary
+	// FailOpen names every balancer of the plan that fails open, sorted.
+	FailOpen []string
 }
 
-// Planner computes this host's part of the plan for a spec and alive set
-// (weir/reconcile's Assign, Digest and Render, adapted in the wiring).
+// Planner computes this host's part of the plan for a spec, the alive set
+// and the health view (weir/reconcile's Assign, Digest and Render, adapted
+// in the wiring).
 type Planner interface {
-	Plan(s *spec.Spec, alive []string, node string) Desired
+	Plan(s *spec.Spec, alive []string, health plan.Health, node string) Desired
 }
 
 // PlannerFunc adapts a function to Planner.
-type PlannerFunc func(s *spec.Spec, alive []string, node string) Desired
+type PlannerFunc func(s *spec.Spec, alive []string, health plan.Health, node string) Desired
 
 // Plan calls f.
-func (f PlannerFunc) Plan(s *spec.Spec, alive []string, node string) Desired {
-	return f(s, alive, node)
+func (f PlannerFunc) Plan(s *spec.Spec, alive []string, health plan.Health, node string) Desired {
+	return f(s, alive, health, node)
+}
+
+// Counters reads the rules of one owned chain with their packet counters
+// (weir/reconcile/netfilter's *IPTables implements it); GET /balancers/NAME
+// counts each target's new connections with it.
+type Counters interface {
+	ChainCounters(ctx context.Context, table, chain string) ([]netfilter.RuleCount, error)
 }
 
 // LoadFunc loads and validates a spec tree; its error lists FILE:LINE messages.
@@ -150,14 +173,23 @@ type KeyManager interface {
 // Deps are the adapters the agent drives. Source, Cluster and Syncer are
 // required; Load defaults to spec.Load, Planner to ReconcilePlanner and Status
 // to cluster.BuildStatus. Keys is optional: without it /keys answers 501.
+// Probe runs the health checks of this host's guests (default: over the
+// network, health.NewNetProbe). Counters (and Counters6, for IPv6
+// balancers) are optional: without them /balancers/NAME reports no
+// connection counts.
 type Deps struct {
-	Source  source.Source
-	Load    LoadFunc
-	Cluster Cluster
-	Planner Planner
-	Syncer  Syncer
-	Status  StatusFunc
-	Keys    KeyManager
+	Source   source.Source
+	Load     LoadFunc
+	Cluster  Cluster
+	Planner  Planner
+	Syncer   Syncer
+	Status   StatusFunc
+	Keys     KeyManager
+	Probe    health.ProbeFunc
+	Counters Counters
+	// Counters6 reads ip6tables' counters, for IPv6 balancers, as Counters
+	// does iptables'.
+	Counters6 Counters
 }
 
 // revisionSpec is one validated revision.
@@ -172,6 +204,9 @@ type appliedState struct {
 	revision  string
 	digest    string
 	alive     []string
+	view      plan.UnhealthySet // the health view the plan was made with
+	health    *cluster.HealthSummary
+	failOpen  []string
 	balancers int
 	rules     int
 	at        time.Time
@@ -190,6 +225,13 @@ type Agent struct {
 	running   atomic.Bool
 	ready     chan struct{} // closed once the first pass ended or the cluster settled
 	readyOnce sync.Once
+
+	prober       *health.Prober // probes this host's own guests
+	healthWake   chan struct{}  // a check changed state: publish
+	healthReplan chan struct{}  // this host's report changed: replan
+	counterSlots chan struct{}  // bounds the counter reads of /balancers at once
+	hm           *healthMetrics
+	checksRev    string // revision whose checks the prober runs (worker only)
 
 	// Everything below is written only by the worker; mu guards it for readers
 	// (HTTP handlers and the metrics collector).
@@ -226,15 +268,20 @@ func New(cfg Config, deps Deps) (*Agent, error) {
 	deps.defaults()
 	cfg.defaults()
 	a := &Agent{
-		cfg:       cfg,
-		deps:      deps,
-		log:       cfg.Logger,
-		clock:     cfg.Clock,
-		refresh:   make(chan struct{}, 1),
-		fetchDone: make(chan fetched, 1),
-		ready:     make(chan struct{}),
+		cfg:          cfg,
+		deps:         deps,
+		log:          cfg.Logger,
+		clock:        cfg.Clock,
+		refresh:      make(chan struct{}, 1),
+		fetchDone:    make(chan fetched, 1),
+		healthWake:   make(chan struct{}, 1),
+		healthReplan: make(chan struct{}, 1),
+		counterSlots: make(chan struct{}, maxCounterReads),
+		ready:        make(chan struct{}),
 	}
+	a.prober = a.newProber(deps.Probe)
 	a.metrics = newMetrics(a)
+	a.registerHealthMetrics()
 	return a, nil
 }
 
@@ -250,25 +297,20 @@ func (d *Deps) defaults() {
 	}
 }
 
+// orDefault sets *v to def when it is zero or negative: unset.
+func orDefault[T ~int | ~int64](v *T, def T) {
+	if *v <= 0 {
+		*v = def
+	}
+}
+
 func (cfg *Config) defaults() {
-	if cfg.Resync <= 0 {
-		cfg.Resync = DefaultResync
-	}
-	if cfg.MinInterval <= 0 {
-		cfg.MinInterval = DefaultMinInterval
-	}
-	if cfg.SettleCheck <= 0 {
-		cfg.SettleCheck = DefaultSettleCheck
-	}
-	if cfg.LeaveTimeout <= 0 {
-		cfg.LeaveTimeout = DefaultLeaveTimeout
-	}
-	if cfg.FetchTimeout <= 0 {
-		cfg.FetchTimeout = DefaultFetchTimeout
-	}
-	if cfg.PassTimeout <= 0 {
-		cfg.PassTimeout = DefaultPassTimeout
-	}
+	orDefault(&cfg.Resync, DefaultResync)
+	orDefault(&cfg.MinInterval, DefaultMinInterval)
+	orDefault(&cfg.SettleCheck, DefaultSettleCheck)
+	orDefault(&cfg.LeaveTimeout, DefaultLeaveTimeout)
+	orDefault(&cfg.FetchTimeout, DefaultFetchTimeout)
+	orDefault(&cfg.PassTimeout, DefaultPassTimeout)
 	cfg.API = cfg.API.withDefaults()
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)

@@ -36,7 +36,7 @@ const (
 // the defaults above.
 type APIConfig struct {
 	// Token, when set, is required as "Authorization: Bearer TOKEN" on GET
-	// /status, /rules, /metrics and /keys (--api-token-file). /healthz stays open for
+	// /status, /balancers/NAME, /rules, /metrics and /keys (--api-token-file). /healthz stays open for
 	// probes; /refresh has its own secret.
 	Token []byte
 	// WebhookSecret, when set, is required on POST /refresh: a GitHub
@@ -51,32 +51,23 @@ type APIConfig struct {
 }
 
 func (c APIConfig) withDefaults() APIConfig {
-	if c.MaxBody <= 0 {
-		c.MaxBody = DefaultMaxBody
-	}
-	if c.ReadTimeout <= 0 {
-		c.ReadTimeout = DefaultReadTimeout
-	}
-	if c.WriteTimeout <= 0 {
-		c.WriteTimeout = DefaultWriteTimeout
-	}
-	if c.IdleTimeout <= 0 {
-		c.IdleTimeout = DefaultIdleTimeout
-	}
-	if c.MaxConcurrent <= 0 {
-		c.MaxConcurrent = DefaultMaxConcurrent
-	}
+	orDefault(&c.MaxBody, DefaultMaxBody)
+	orDefault(&c.ReadTimeout, DefaultReadTimeout)
+	orDefault(&c.WriteTimeout, DefaultWriteTimeout)
+	orDefault(&c.IdleTimeout, DefaultIdleTimeout)
+	orDefault(&c.MaxConcurrent, DefaultMaxConcurrent)
 	return c
 }
 
-// Handler returns the agent's HTTP API: GET /status, GET /rules (rules.go),
-// GET /healthz, POST /refresh, GET /metrics, and GET /keys with POST
-// /keys/{op} (keys.go),
+// Handler returns the agent's HTTP API: GET /status, GET /balancers/{name}
+// (balancers.go), GET /rules (rules.go), GET /healthz, POST /refresh, GET
+// /metrics, and GET /keys with POST /keys/{op} (keys.go),
 // behind the concurrency limit and the body cap. Every check that can
 // refuse a request runs before its body is read.
 func (a *Agent) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /status", a.requireToken(http.HandlerFunc(a.handleStatus)))
+	mux.Handle("GET /balancers/{name}", a.requireToken(http.HandlerFunc(a.handleBalancer)))
 	mux.Handle("GET /rules", a.requireToken(http.HandlerFunc(a.handleRules)))
 	mux.HandleFunc("GET /healthz", a.handleHealthz)
 	mux.HandleFunc("POST /refresh", a.handleRefresh)

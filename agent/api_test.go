@@ -329,7 +329,7 @@ func TestStatusJSONShape(t *testing.T) {
 	if err := json.Unmarshal(obj["members"], &members); err != nil || len(members) != 2 {
 		t.Fatalf("GET /status members = %s, %v; want 2", obj["members"], err)
 	}
-	wantMember := []string{"address", "balancers", "digest", "error", "name", "revision", "rules", "state"}
+	wantMember := []string{"address", "balancers", "digest", "error", "name", "revision", "rules", "state", "unhealthyChecks"}
 	if got := slices.Sorted(maps.Keys(members[0])); !slices.Equal(got, wantMember) {
 		t.Errorf("GET /status member fields = %v; want %v", got, wantMember)
 	}

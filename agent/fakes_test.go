@@ -18,6 +18,7 @@ import (
 	"weir/agent/source"
 	"weir/cluster"
 	"weir/internal/testsupport"
+	"weir/reconcile/plan"
 	"weir/reconcile/render"
 	"weir/spec"
 )
@@ -225,7 +226,7 @@ func fakeLoad(fsys fs.FS) (*spec.Spec, error) {
 // fakePlan stands in for reconcile's Assign+Render: on a host running a
 // balancer's source, one chain per balancer with one rule per target guest on
 // an alive host, in (host, guest) order.
-func fakePlan(s *spec.Spec, alive []string, node string) Desired {
+func fakePlan(s *spec.Spec, alive []string, _ plan.Health, node string) Desired {
 	rs := &render.Ruleset{}
 	t := render.Table{Name: "nat"}
 	h := sha256.New()
@@ -345,10 +346,15 @@ type fakeCluster struct {
 	// expected is what SetExpected was last told, by revision.
 	expected    map[string]netip.Addr
 	expectedRev string
+	// node is the agent's own name: SetHealth reports under it. reports
+	// are the other hosts' failing checks, as gossip would deliver them.
+	node    string
+	own     []spec.CheckID
+	reports map[string][]spec.CheckID
 }
 
 func newFakeCluster(settled bool, alive ...string) *fakeCluster {
-	return &fakeCluster{alive: alive, settled: settled, changes: make(chan struct{}, 1), hints: make(chan string, 1)}
+	return &fakeCluster{node: "host-a", alive: alive, settled: settled, changes: make(chan struct{}, 1), hints: make(chan string, 1)}
 }
 
 func (c *fakeCluster) SetLocal(ns cluster.NodeState) error {
@@ -396,6 +402,48 @@ func (c *fakeCluster) Leave(time.Duration) error {
 	defer c.mu.Unlock()
 	c.left = true
 	return nil
+}
+
+func (c *fakeCluster) SetHealth(ids []spec.CheckID) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.own = slices.Clone(ids)
+	return nil
+}
+
+func (c *fakeCluster) UnhealthyChecks() map[string][]spec.CheckID {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := map[string][]spec.CheckID{}
+	for h, ids := range c.reports {
+		out[h] = slices.Clone(ids)
+	}
+	if len(c.own) > 0 {
+		out[c.node] = slices.Clone(c.own)
+	}
+	return out
+}
+
+// report makes host report ids failing and signals a change, as gossip
+// would.
+func (c *fakeCluster) report(host string, ids ...spec.CheckID) {
+	c.mu.Lock()
+	if c.reports == nil {
+		c.reports = map[string][]spec.CheckID{}
+	}
+	c.reports[host] = ids
+	c.mu.Unlock()
+	select {
+	case c.changes <- struct{}{}:
+	default:
+	}
+}
+
+// ownReport returns what the agent last reported with SetHealth.
+func (c *fakeCluster) ownReport() []spec.CheckID {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.own)
 }
 
 // setAlive changes membership and signals it.

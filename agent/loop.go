@@ -59,6 +59,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() { a.deps.Source.Watch(watchCtx, a.Refresh) })
+	a.runHealth(watchCtx, &wg)
 	defer func() {
 		stopWatch()
 		wg.Wait()
@@ -180,6 +181,8 @@ func (a *Agent) wait(ctx context.Context, s *schedule, t *triggers, now time.Tim
 			t.changes = nil
 			return true
 		}
+		s.replan = true
+	case <-a.healthReplan:
 		s.replan = true
 	case <-a.clock.After(a.deadline(s).Sub(now)):
 	}

@@ -119,7 +119,7 @@ func TestMemoryChild(t *testing.T) {
 			alive[i] = h.Name
 		}
 		planner := ReconcilePlanner()
-		d := planner.Plan(s, alive, "host-42")
+		d := planner.Plan(s, alive, nil, "host-42")
 		if _, err := syncer.Apply(ctx, d.Rulesets[spec.IPv4]); err != nil {
 			t.Fatal(err)
 		}
@@ -130,7 +130,7 @@ func TestMemoryChild(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		d = planner.Plan(cand, alive, "host-42")
+		d = planner.Plan(cand, alive, nil, "host-42")
 		res, err := syncer.Apply(ctx, d.Rulesets[spec.IPv4])
 		if err != nil || res.Full || res.ChainsWritten == 0 {
 			t.Fatalf("second Apply = full %v, %d chains, %v; want partial", res.Full, res.ChainsWritten, err)

@@ -9,6 +9,7 @@ import (
 	"slices"
 
 	"weir/cluster"
+	"weir/reconcile/plan"
 	"weir/spec"
 )
 
@@ -78,7 +79,8 @@ func (a *Agent) apply(ctx context.Context, cand *revisionSpec, resync, force, ho
 	}
 	a.expect(target)
 	alive := a.alive(target.spec)
-	d := a.deps.Planner.Plan(target.spec, alive, a.cfg.Node)
+	view := a.healthView()
+	d := a.deps.Planner.Plan(target.spec, alive, view, a.cfg.Node)
 	if cand == nil && !force && applyErr == nil && applied.revision == target.revision && applied.digest == d.Digest {
 		if resync {
 			a.checkDrift(ctx)
@@ -91,7 +93,14 @@ func (a *Agent) apply(ctx context.Context, cand *revisionSpec, resync, force, ho
 		a.applyFailed(ctx, cand, good, target, d, err)
 		return
 	}
-	a.recordApplied(cand, good, target, alive, d)
+	a.recordApplied(cand, good, target, planInputs{alive, view}, d)
+	a.updateChecks(target)
+}
+
+// planInputs are the membership and health view a plan was made with.
+type planInputs struct {
+	alive []string
+	view  plan.UnhealthySet
 }
 
 // applyFailed records a failed apply of target. A failed candidate becomes
@@ -118,19 +127,24 @@ func (a *Agent) applyFailed(ctx context.Context, cand, good, target *revisionSpe
 
 // recordApplied records a successful apply of target; a new candidate becomes the
 // last good revision and is persisted.
-func (a *Agent) recordApplied(cand, good, target *revisionSpec, alive []string, d Desired) {
+func (a *Agent) recordApplied(cand, good, target *revisionSpec, in planInputs, d Desired) {
 	now := a.clock.Now()
+	alive := in.alive
 	a.mu.Lock()
-	a.applied = appliedState{revision: target.revision, digest: d.Digest, alive: alive, balancers: d.Balancers, rules: d.Rules, at: now}
+	before := a.applied.failOpen
+	a.applied = appliedState{revision: target.revision, digest: d.Digest, alive: alive, view: in.view,
+		health: d.Health, failOpen: d.FailOpen, balancers: d.Balancers, rules: d.Rules, at: now}
 	a.applyErr = nil
 	if cand != nil {
 		a.good = cand
 		a.attempted, a.attemptErr = cand.revision, nil
 	}
 	a.mu.Unlock()
+	a.logFailOpen(before, d.FailOpen)
 	a.metrics.applied(true)
 	a.metrics.setApplied(target.revision, d, now)
-	a.log.Info("applied rules", "revision", target.revision, "digest", d.Digest, "alive", alive, "balancers", d.Balancers, "rules", d.Rules)
+	a.log.Info("applied rules", "revision", target.revision, "digest", d.Digest, "alive", alive, "balancers", d.Balancers, "rules", d.Rules,
+		"unhealthy_targets", d.Health.Total())
 
 	if cand != nil && (good == nil || good.revision != cand.revision) && a.cfg.StateDir != "" {
 		a.mu.Lock()

@@ -1,9 +1,11 @@
 package agent
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	"weir/cluster"
@@ -25,11 +27,10 @@ type reconcilePlanner struct {
 }
 
 // Plan implements Planner.
-func (rp *reconcilePlanner) Plan(s *spec.Spec, alive []string, node string) Desired {
-	p := plan.Assign(s, alive, nil)
+func (rp *reconcilePlanner) Plan(s *spec.Spec, alive []string, health plan.Health, node string) Desired {
+	p := plan.Assign(s, alive, health)
 	digest := p.Digest()
 	rp.mu.Lock()
-	defer rp.mu.Unlock()
 	if rp.renderers[spec.IPv4] == nil || rp.node != node {
 		for _, f := range spec.Families() {
 			rp.renderers[f] = render.NewRenderer(node, render.RenderOptions{Family: f})
@@ -40,7 +41,47 @@ func (rp *reconcilePlanner) Plan(s *spec.Spec, alive []string, node string) Desi
 	for _, f := range spec.Families() {
 		rs[f] = rp.renderers[f].Render(p)
 	}
-	return Desired{Digest: digest, Rulesets: rs, Balancers: rs.Balancers(), Rules: rs.Rules()}
+	rp.mu.Unlock()
+	summary, failOpen := healthOf(p)
+	return Desired{Digest: digest, Rulesets: rs, Balancers: rs.Balancers(), Rules: rs.Rules(), Health: summary, FailOpen: failOpen}
+}
+
+// healthOf summarizes the unhealthy targets and failing-open balancers of
+// p, and names every balancer failing open; nil and nil when there are none.
+func healthOf(p *plan.Plan) (*cluster.HealthSummary, []string) {
+	var sum cluster.HealthSummary
+	var failOpen []string
+	for i := range p.Balancers {
+		bp := &p.Balancers[i]
+		if bp.FailOpen {
+			failOpen = append(failOpen, bp.Name)
+		}
+		var refs []cluster.TargetRef
+		for _, ts := range [][]plan.Target{bp.Targets, bp.Excluded} {
+			for _, t := range ts {
+				if t.State == plan.Unhealthy {
+					refs = append(refs, cluster.TargetRef{Balancer: bp.Name, Guest: t.Guest, Host: t.Host})
+				}
+			}
+		}
+		// Targets and Excluded are each in (host, guest) order; so is their union.
+		slices.SortFunc(refs, func(a, b cluster.TargetRef) int {
+			return cmp.Or(cmp.Compare(a.Host, b.Host), cmp.Compare(a.Guest, b.Guest))
+		})
+		sum.UnhealthyTotal += len(refs)
+		sum.Unhealthy = append(sum.Unhealthy, refs[:min(len(refs), cluster.MaxListed-len(sum.Unhealthy))]...)
+	}
+	if sum.UnhealthyTotal == 0 && len(failOpen) == 0 {
+		return nil, nil
+	}
+	sum.FailOpen, sum.FailOpenTotal = slices.Clone(failOpen[:min(len(failOpen), cluster.MaxListed)]), len(failOpen)
+	if sum.FailOpen == nil {
+		sum.FailOpen = []string{}
+	}
+	if sum.Unhealthy == nil {
+		sum.Unhealthy = []cluster.TargetRef{}
+	}
+	return &sum, failOpen
 }
 
 // ReconcilePlanner returns the Planner that uses plan.Assign and a

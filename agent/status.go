@@ -71,5 +71,8 @@ func (a *Agent) Status() Status {
 	}
 	s.Status.Latest = st.Latest
 	s.Status.GossipEncrypted = a.cfg.GossipEncrypted
+	a.mu.Lock()
+	s.Status.Health = a.applied.health
+	a.mu.Unlock()
 	return s
 }

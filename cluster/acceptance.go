@@ -60,6 +60,10 @@ func (o *originRec) last(kind byte) uint64 {
 		return o.hint.seq
 	case msgError:
 		return o.err.seq
+	case msgHealth:
+		return o.health.last
+	case msgCheck:
+		return 0 // per check: takeCheckLocked compares
 	default:
 		return o.leave
 	}
@@ -80,6 +84,10 @@ func (c *Cluster) takeLocked(m message, at time.Time) bool {
 	}
 	r.origin.top = max(r.origin.top, m.Seq)
 	switch m.Kind {
+	case msgHealth:
+		return c.takeHealthLocked(r, m)
+	case msgCheck:
+		return c.takeCheckLocked(r, m)
 	case msgHint:
 		r.origin.hint = hintRec{seq: m.Seq, revision: m.Payload, at: at}
 		c.offerHintLocked(m.Payload)

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+
+	"weir/spec"
 )
 
 // ErrClosed is returned by calls made after Leave or Shutdown.
@@ -42,16 +44,18 @@ type Cluster struct {
 	mu          sync.Mutex
 	local       NodeState
 	meta        []byte
-	members     map[string]*memberRec // other nodes, by name
-	expected    *expectedHosts        // the Hosts of the applied revision; nil before one
-	ownHint     hintRec               // this node's newest hint
-	ownErrSeq   uint64                // counter of the message that sent local.Error
-	pendingHint string                // newest hint not yet delivered (rate limit)
-	hintBucket  tokenBucket           // rate limit of hint deliveries
-	unconfirmed map[string]time.Time  // delivered hints no host has applied yet
-	recent      map[string]time.Time  // revisions hinted or delivered, for dedupe
-	keyOps      map[uint64]*keyOpWait // key operations this node started, by id
-	seenKeyOps  []uint64              // ids of the last key requests served, to serve each once
+	members     map[string]*memberRec     // other nodes, by name
+	expected    *expectedHosts            // the Hosts of the applied revision; nil before one
+	ownHint     hintRec                   // this node's newest hint
+	ownErrSeq   uint64                    // counter of the message that sent local.Error
+	own         ownReport                 // this node's health report
+	resendIDs   map[spec.CheckID]checkRec // own transitions not sent again yet
+	pendingHint string                    // newest hint not yet delivered (rate limit)
+	hintBucket  tokenBucket               // rate limit of hint deliveries
+	unconfirmed map[string]time.Time      // delivered hints no host has applied yet
+	recent      map[string]time.Time      // revisions hinted or delivered, for dedupe
+	keyOps      map[uint64]*keyOpWait     // key operations this node started, by id
+	seenKeyOps  []uint64                  // ids of the last key requests served, to serve each once
 	lastSeq     uint64
 	settled     bool
 	left        bool
@@ -62,6 +66,7 @@ type Cluster struct {
 	hintWake chan struct{} // pendingHint was set
 	hintsCh  chan string
 	update   chan struct{} // meta changed: re-announce
+	resend   chan struct{} // a health transition was queued: send it once more later
 	done     chan struct{}
 	wg       sync.WaitGroup
 	stop     sync.Once
@@ -82,13 +87,16 @@ type memberRec struct {
 }
 
 // originRec is what one origin's current incarnation has said: the highest
-// counter taken in, and the newest hint, error text and leave intent.
+// counter taken in, and the newest hint, error text, health report and leave
+// intent.
 type originRec struct {
 	inc   uint64
 	top   uint64
 	hint  hintRec
 	err   errRec
 	leave uint64 // counter of its leave intent; 0 when it has not said goodbye
+	// health is what it reported about its own endpoint checks.
+	health healthRec
 }
 
 type hintRec struct {
@@ -136,7 +144,8 @@ func New(cfg Config) (*Cluster, error) {
 	c.log.Info("gossip started", "node", cfg.Node, "addr", c.localAddr, "cluster", cfg.Label,
 		"profile", cfg.Profile, "encrypted", len(cfg.Keys) > 0, "observer", cfg.Observer, "join", seeds)
 
-	c.wg.Add(6)
+	c.wg.Add(7)
+	go c.healthLoop()
 	go c.debounceLoop()
 	go c.settleLoop()
 	go c.joinLoop(seeds)
@@ -159,6 +168,7 @@ func newCluster(cfg Config, lw *logWriter, retransmitMult int) *Cluster {
 		members:     map[string]*memberRec{},
 		recent:      map[string]time.Time{},
 		unconfirmed: map[string]time.Time{},
+		resendIDs:   map[spec.CheckID]checkRec{},
 		keyOps:      map[uint64]*keyOpWait{},
 		keyWorkers:  make(chan struct{}, keyWorkers),
 		raw:         make(chan struct{}, 1),
@@ -166,6 +176,7 @@ func newCluster(cfg Config, lw *logWriter, retransmitMult int) *Cluster {
 		hintWake:    make(chan struct{}, 1),
 		hintsCh:     make(chan string, 1),
 		update:      make(chan struct{}, 1),
+		resend:      make(chan struct{}, 1),
 		done:        make(chan struct{}),
 	}
 	c.settleAt = c.now()

@@ -58,7 +58,7 @@ func testConfig(name string, join ...string) Config {
 	}
 }
 
-func start(t *testing.T, cfg Config) *Cluster {
+func start(t testing.TB, cfg Config) *Cluster {
 	t.Helper()
 	c, err := New(cfg)
 	if err != nil {
@@ -70,7 +70,7 @@ func start(t *testing.T, cfg Config) *Cluster {
 
 // eventually fails the test with what and what cond last saw unless cond
 // holds within the deadline; it returns how long that took.
-func eventually(t *testing.T, within time.Duration, what string, cond func() (bool, string)) time.Duration {
+func eventually(t testing.TB, within time.Duration, what string, cond func() (bool, string)) time.Duration {
 	t.Helper()
 	return testsupport.WaitFor(t, within, 10*time.Millisecond, what, func() error {
 		if ok, got := cond(); !ok {

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -10,7 +11,7 @@ import (
 
 // lanCluster starts n nodes with memberlist's unmodified LAN profile (the
 // agents' default), each joining the first, and waits until all see all.
-func lanCluster(t *testing.T, n int) []*Cluster {
+func lanCluster(t testing.TB, n int) []*Cluster {
 	t.Helper()
 	cfgFor := func(i int, join ...string) Config {
 		cfg := testConfig(fmt.Sprintf("host-%02d", i), join...)
@@ -134,5 +135,73 @@ func TestReannounceRepairsAMissedErrorText(t *testing.T) {
 		t.Fatal("host-b still has the text it was made to lose")
 	}
 	eventually(t, 2*time.Second, "host-b has host-a's error text again", seen)
+	t.Logf("repaired %v after the change", time.Since(changed).Round(time.Millisecond))
+}
+
+// TestHealthTransitionSeenEverywhere changes the health report of one node
+// of a ten-node LAN-profile cluster per round and measures how long every
+// other node takes to hold it: the time a failing target takes to leave the
+// setting hosts' view, before their replan. Gossip should need well under a
+// second; the bound only catches a report that waits for the 30 s push/pull.
+func TestHealthTransitionSeenEverywhere(t *testing.T) {
+	if testing.Short() {
+		t.Skip("ten LAN-profile nodes skipped with -short")
+	}
+	nodes := lanCluster(t, 10)
+	var took []time.Duration
+	for r := range 20 {
+		origin := nodes[r%len(nodes)]
+		report := ids(1000*r, 1+r%3) // one, two or three failing checks
+		if r%4 == 3 {
+			report = nil // all healthy again
+		}
+		if err := origin.SetHealth(report); err != nil {
+			t.Fatal(err)
+		}
+		d := eventually(t, 3*time.Second, "every node holds the new report", func() (bool, string) {
+			for _, c := range nodes {
+				if got := c.UnhealthyChecks()[origin.cfg.Node]; !slices.Equal(got, report) {
+					return false, fmt.Sprintf("%s holds %d IDs of %s", c.cfg.Node, len(got), origin.cfg.Node)
+				}
+			}
+			return true, ""
+		})
+		took = append(took, d)
+	}
+	slices.Sort(took)
+	t.Logf("FIGURE health report change → held by all 10 nodes (LAN profile, 20 changes): p50 %v, max %v",
+		took[len(took)/2].Round(time.Millisecond), took[len(took)-1].Round(time.Millisecond))
+}
+
+// TestReannounceRepairsAMissedHealthReport makes host-b lose host-a's
+// report after every gossip copy of it has been sent, and requires it back
+// with host-a's second announcement, long before the 30 s push/pull.
+func TestReannounceRepairsAMissedHealthReport(t *testing.T) {
+	lan := func(name string, join ...string) Config {
+		cfg := testConfig(name, join...)
+		cfg.Profile, cfg.Tune, cfg.Reannounce = "lan", nil, 3*time.Second
+		return cfg
+	}
+	a := start(t, lan("host-a"))
+	b := start(t, lan("host-b", a.LocalAddr()))
+	eventually(t, 10*time.Second, "pair formed", hostsAre(b, "host-a", "host-b"))
+	report := ids(7, 2)
+	changed := time.Now()
+	if err := a.SetHealth(report); err != nil {
+		t.Fatal(err)
+	}
+	seen := func() (bool, string) {
+		got := b.UnhealthyChecks()["host-a"]
+		return slices.Equal(got, report), fmt.Sprint(len(got), " IDs")
+	}
+	eventually(t, 2*time.Second, "host-b holds host-a's report", seen)
+	time.Sleep(time.Until(changed.Add(2 * time.Second))) // every retransmission is over
+	b.mu.Lock()
+	b.members["host-a"].origin.health = healthRec{} // as if every copy had missed host-b
+	b.mu.Unlock()
+	if ok, _ := seen(); ok {
+		t.Fatal("host-b still has the report it was made to lose")
+	}
+	eventually(t, 2*time.Second, "host-b has host-a's report again", seen)
 	t.Logf("repaired %v after the change", time.Since(changed).Round(time.Millisecond))
 }

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"reflect"
 	"testing"
+
+	"weir/spec"
 )
 
 // The gossip decoders read what any key holder sends. Each fuzz target
@@ -14,12 +16,14 @@ import (
 
 func FuzzDecodeMessage(f *testing.F) {
 	f.Add(message{Kind: msgHint, Origin: "host-a", Inc: 1, Seq: 1, Payload: "dir:ab"}.encode())
+	f.Add(message{Kind: msgHealth, Origin: "host-b", Inc: 2, Seq: 4, Payload: healthPage{Part: 1, Parts: 2, IDs: []spec.CheckID{{9}}}.payload()}.encode())
+	f.Add(message{Kind: msgCheck, Origin: "host-c", Inc: 3, Seq: 5, Payload: checkPayload(spec.CheckID{7}, true)}.encode())
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := decodeMessage(b)
 		if err != nil {
 			return
 		}
-		if len(b) > maxMessage || len(m.Origin) > maxName || len(m.Payload) > maxErrorText {
+		if len(b) > maxMessage || len(m.Origin) > maxName || len(m.Payload) > maxPayloadLen {
 			t.Fatalf("decodeMessage accepted %d bytes: %+v", len(b), m)
 		}
 		if again, err := decodeMessage(m.encode()); err != nil || again != m {
@@ -111,4 +115,30 @@ func FuzzDecodeKeyReply(f *testing.F) {
 			t.Fatalf("decodeKeyReply(encode(%+v)) = %+v, %v", p, again, err)
 		}
 	})
+}
+
+func FuzzDecodeHealthPage(f *testing.F) {
+	f.Add([]byte(healthPage{Part: 0, Parts: 1}.payload()))
+	f.Add([]byte(healthPage{Part: 1, Parts: 3, IDs: []spec.CheckID{{1}, {2, 3}}}.payload()))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p, err := decodeHealthPage(string(b))
+		if err != nil {
+			return
+		}
+		if len(p.IDs) > healthPageIDs || p.Parts > maxHealthPages || p.Part >= p.Parts || !ascending(p.IDs) {
+			t.Fatalf("decodeHealthPage accepted %+v", p)
+		}
+		again, err := decodeHealthPage(p.payload())
+		if err != nil || !reflect.DeepEqual(normalizePage(again), normalizePage(p)) {
+			t.Fatalf("decodeHealthPage(payload(%+v)) = %+v, %v", p, again, err)
+		}
+	})
+}
+
+// normalizePage makes nil and empty ID lists compare equal.
+func normalizePage(p healthPage) healthPage {
+	if len(p.IDs) == 0 {
+		p.IDs = nil
+	}
+	return p
 }

@@ -31,19 +31,20 @@ func (c *Cluster) receive(b []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.takeLocked(m, c.now()) {
-		c.queue.QueueBroadcast(newBroadcast(m, nil))
+		c.queue.QueueBroadcast(relayBroadcast(m))
 	}
 }
 
 // localState is this node's part of a push/pull state sync: its own and the
-// counted members' live hints and error texts, and the members that are gone
-// with their leave intents.
+// counted members' live hints, error texts and health reports, and the
+// members that are gone with their leave intents.
 func (c *Cluster) localState() []byte {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := c.now()
 	var st pushState
 	c.addOwnStateLocked(&st, now)
+	reports := [][]message{c.ownHealthLocked()}
 	for _, name := range slices.Sorted(maps.Keys(c.members)) {
 		r := c.members[name]
 		switch {
@@ -51,6 +52,7 @@ func (c *Cluster) localState() []byte {
 		case r.state == StateAlive:
 			if !r.decoded.Observer && c.strangerLocked(name, r) == "" {
 				c.addOriginLocked(&st, name, r, now)
+				reports = append(reports, originHealthLocked(name, r))
 			}
 		default:
 			st.Gone = append(st.Gone, pushMember{Name: name, Address: r.addr, State: r.state, Meta: r.meta})
@@ -59,6 +61,7 @@ func (c *Cluster) localState() []byte {
 			}
 		}
 	}
+	addReports(&st, reports)
 	if len(st.Messages) > maxPushEntries/2 || len(st.Gone) > maxPushEntries/2 {
 		// Cannot happen with counted members only; a receiver would refuse it.
 		st.Messages, st.Gone = st.Messages[:min(len(st.Messages), maxPushEntries/2)], st.Gone[:min(len(st.Gone), maxPushEntries/2)]
@@ -85,6 +88,30 @@ func (c *Cluster) addOriginLocked(st *pushState, name string, r *memberRec, now 
 	}
 	if o.err.seq > 0 && o.err.text != "" {
 		st.Messages = append(st.Messages, pushMessage{Msg: message{Kind: msgError, Origin: name, Inc: o.inc, Seq: o.err.seq, Payload: o.err.text}})
+	}
+}
+
+// maxPushHealth bounds the bytes of health reports in one push/pull state,
+// so that they never crowd out the rest or push it over maxPushState.
+const maxPushHealth = maxPushState / 2
+
+// addReports adds whole health reports to st, in order, while they fit in
+// maxPushHealth: one that does not fit is left out entirely (a part of one
+// would never take effect), and is repaired by a later sync or broadcast.
+func addReports(st *pushState, reports [][]message) {
+	size := 0
+	for _, msgs := range reports {
+		n := 0
+		for _, m := range msgs {
+			n += 16 + len(m.Origin) + len(m.Payload)
+		}
+		if size+n > maxPushHealth {
+			continue
+		}
+		size += n
+		for _, m := range msgs {
+			st.Messages = append(st.Messages, pushMessage{Msg: m})
+		}
 	}
 }
 

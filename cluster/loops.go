@@ -130,3 +130,27 @@ func (c *Cluster) resendError() {
 		c.queue.QueueBroadcast(newBroadcast(c.ownMessage(msgError, c.ownErrSeq, c.local.Error), nil))
 	}
 }
+
+// healthLoop sends this node's health transitions once more Reannounce
+// after the first of them not sent again yet, with their counters: a node
+// that missed one takes it then, the others refuse it as old and pass
+// nothing on. Unlike the meta's second announcement it does not wait for
+// quiet, so a host whose checks keep changing still has its losses
+// repaired within about 2 × Reannounce, not at the 30 s push/pull.
+func (c *Cluster) healthLoop() {
+	defer c.wg.Done()
+	for {
+		select {
+		case <-c.done:
+			return
+		case <-c.resend:
+		}
+		if c.cfg.Reannounce <= 0 {
+			continue
+		}
+		if !c.wait(c.cfg.Reannounce) {
+			return
+		}
+		c.resendHealth()
+	}
+}

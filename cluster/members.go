@@ -40,7 +40,7 @@ func (c *Cluster) selfLocked() Member {
 	}
 	self := &memberRec{ip: c.localIP, decoded: nodeMeta{Observer: c.cfg.Observer}}
 	return Member{Name: c.cfg.Node, Address: c.localAddr, State: state, Observer: c.cfg.Observer,
-		Stranger: c.strangerLocked(c.cfg.Node, self), NodeState: c.local}
+		Stranger: c.strangerLocked(c.cfg.Node, self), Unhealthy: len(c.own.ids), NodeState: c.local}
 }
 
 func (c *Cluster) memberLocked(name string, r *memberRec) Member {
@@ -51,6 +51,9 @@ func (c *Cluster) memberLocked(name string, r *memberRec) Member {
 	meta := r.decoded
 	m.Observer = meta.Observer
 	m.Revision, m.Digest, m.Balancers, m.Rules = meta.Revision, meta.Digest, meta.Balancers, meta.Rules
+	if c.countsLocked(name, r) {
+		m.Unhealthy = r.origin.health.failing
+	}
 	if meta.HasError {
 		if t := r.origin.err; t.seq > 0 && errorCRC(t.text) == meta.ErrorCRC {
 			m.Error = t.text

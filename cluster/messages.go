@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strconv"
 	"unicode/utf8"
 
 	"github.com/hashicorp/memberlist"
@@ -18,15 +19,22 @@ const (
 	msgHint  byte = 'h' // origin fetched a new revision: payload is the revision
 	msgError byte = 'e' // origin's error text (empty when cleared)
 	msgLeave byte = 'l' // origin is leaving on purpose: report it left, not dead
+	// msgHealth is one page of origin's health report: the endpoint checks
+	// of its own guests that fail (healthwire.go).
+	msgHealth byte = 'u'
+	// msgCheck says that one endpoint check of origin's own guests now
+	// fails or passes (healthwire.go).
+	msgCheck byte = 't'
 )
 
 // Bounds of a user message, checked on receipt before anything is
 // allocated. maxErrorText keeps one message inside a gossip packet
 // (memberlist's UDPBufferSize is 1400 bytes) beside the others.
 const (
-	maxErrorText = 512
-	maxName      = 128 // a node name: a DNS label for hosts, longer for observers
-	maxMessage   = 1 + 8 + binary.MaxVarintLen64 + 2*binary.MaxVarintLen16 + maxName + maxErrorText
+	maxErrorText  = 512
+	maxName       = 128 // a node name: a DNS label for hosts, longer for observers
+	maxPayloadLen = max(maxErrorText, maxHealthPayload)
+	maxMessage    = 1 + 8 + binary.MaxVarintLen64 + 2*binary.MaxVarintLen16 + maxName + maxPayloadLen
 )
 
 // maxSeqJump is how far above the highest counter seen from an origin's
@@ -75,7 +83,8 @@ func (m message) encode() []byte {
 var errBadMessage = errors.New("malformed gossip message")
 
 // maxPayload is the longest payload a message kind may carry: a revision
-// for a hint, an error text, nothing for a leave intent.
+// for a hint, an error text, a page of a health report, nothing for a leave
+// intent.
 func maxPayload(kind byte) (int, bool) {
 	switch kind {
 	case msgHint:
@@ -84,13 +93,18 @@ func maxPayload(kind byte) (int, bool) {
 		return maxErrorText, true
 	case msgLeave:
 		return 0, true
+	case msgHealth:
+		return maxHealthPayload, true
+	case msgCheck:
+		return checkIDLen + 1, true
 	}
 	return 0, false
 }
 
 // decodeMessage parses what encode wrote, refusing anything longer than
 // maxMessage, an unknown kind, strings over their bounds, a zero incarnation
-// or counter, an empty origin and trailing bytes.
+// or counter, an empty origin, trailing bytes, and a health page that does
+// not decode or whose counter is not above its part number.
 func decodeMessage(b []byte) (message, error) {
 	var m message
 	if len(b) < 10 || len(b) > maxMessage {
@@ -112,6 +126,20 @@ func decodeMessage(b []byte) (message, error) {
 	if m.Origin == "" || m.Inc == 0 || m.Seq == 0 {
 		return message{}, fmt.Errorf("gossip message without origin, incarnation or counter: %w", errBadMessage)
 	}
+	if m.Kind == msgCheck {
+		if _, _, err := decodeCheck(m.Payload); err != nil {
+			return message{}, fmt.Errorf("gossip message %q: %w: %w", m.Kind, errBadMessage, err)
+		}
+	}
+	if m.Kind == msgHealth {
+		p, err := decodeHealthPage(m.Payload)
+		if err != nil {
+			return message{}, fmt.Errorf("gossip message %q: %w: %w", m.Kind, errBadMessage, err)
+		}
+		if m.Seq <= uint64(p.Part) {
+			return message{}, fmt.Errorf("health page %d with counter %d: %w", p.Part, m.Seq, errBadMessage)
+		}
+	}
 	return m, nil
 }
 
@@ -129,6 +157,29 @@ var _ memberlist.NamedBroadcast = (*broadcast)(nil)
 
 func newBroadcast(m message, done chan struct{}) *broadcast {
 	return &broadcast{name: string(m.Kind) + "/" + m.Origin, msg: m.encode(), done: done}
+}
+
+// relayBroadcast is a message from another node passed on, named as its
+// origin named it: the transitions of several checks, or the pages of one
+// report, must not replace one another in the queue.
+func relayBroadcast(m message) *broadcast {
+	switch m.Kind {
+	case msgCheck:
+		id, _, _ := decodeCheck(m.Payload)
+		return newPartBroadcast(m, id.String())
+	case msgHealth:
+		p, _ := decodeHealthPage(m.Payload)
+		return newPartBroadcast(m, strconv.Itoa(p.Part))
+	}
+	return newBroadcast(m, nil)
+}
+
+// newPartBroadcast is a queued message named by kind, origin and part: the
+// pages of one health report travel side by side, a newer report's page
+// replaces the same page of an older one, and a newer transition of a check
+// replaces an older one of the same check still queued.
+func newPartBroadcast(m message, part string) *broadcast {
+	return &broadcast{name: string(m.Kind) + "/" + m.Origin + "/" + part, msg: m.encode()}
 }
 
 // Invalidates reports whether b supersedes other: same kind, same origin.

@@ -25,7 +25,7 @@ func TestPushStateRoundTripAndBounds(t *testing.T) {
 		"old version":          {1, 0},
 		"unknown entry":        {pushVersion, 1, 'x'},
 		"gone without state":   append([]byte{pushVersion, 1, entryGone, 1, 'a', 0, 'z'}, 0),
-		"oversized message":    append([]byte{pushVersion, 1, entryMessage, 0}, binary.AppendUvarint(nil, maxMessage+1)...),
+		"oversized message":    append([]byte{pushVersion, 1, entryMessage, 0}, binary.AppendUvarint(nil, uint64(maxMessage+1))...),
 		"bad message":          append([]byte{pushVersion, 1, entryMessage, 0, 3}, "xyz"...),
 		"trailing":             append(st.encode(), 0),
 	}

@@ -27,6 +27,34 @@ type Status struct {
 	// GossipEncrypted says whether the node's gossip is encrypted (false
 	// only with --insecure-gossip); the agent or observer sets it.
 	GossipEncrypted bool `json:"gossipEncrypted"`
+	// Health lists the targets the local agent's applied plan keeps out
+	// for failing their health checks, and the balancers that fail open;
+	// the agent sets it, and only when there are any.
+	Health *HealthSummary `json:"health,omitempty"`
+}
+
+// MaxListed bounds the targets and balancers a HealthSummary lists; the
+// totals count them all.
+const MaxListed = 20
+
+// HealthSummary is what a plan says about target health, for `weir status`.
+type HealthSummary struct {
+	// Unhealthy are the first MaxListed targets failing their check,
+	// sorted by balancer, host and guest; UnhealthyTotal counts them all.
+	Unhealthy      []TargetRef `json:"unhealthy"`
+	UnhealthyTotal int         `json:"unhealthyTotal"`
+	// FailOpen are the first MaxListed balancers (sorted) that send to all
+	// their targets because none passes its check; FailOpenTotal counts
+	// them all.
+	FailOpen      []string `json:"failOpen"`
+	FailOpenTotal int      `json:"failOpenTotal"`
+}
+
+// TargetRef names one target of a balancer.
+type TargetRef struct {
+	Balancer string `json:"balancer"`
+	Guest    string `json:"guest"`
+	Host     string `json:"host"`
 }
 
 // MemberStatus is one member in a Status. Observers are not listed: they are
@@ -43,6 +71,9 @@ type MemberStatus struct {
 	// Stranger says why the member does not count as a host; it never
 	// counts for convergence or plans (README.md).
 	Stranger string `json:"stranger,omitempty"`
+	// UnhealthyChecks is how many endpoint checks of its own guests the
+	// member reports failing.
+	UnhealthyChecks int `json:"unhealthyChecks"`
 }
 
 // Alive reports whether a member is alive (suspect is).
@@ -99,6 +130,7 @@ func memberStatuses(members []Member) []MemberStatus {
 			Name: m.Name, Address: m.Address, State: string(m.State),
 			Revision: m.Revision, Digest: m.Digest,
 			Balancers: m.Balancers, Rules: m.Rules, Error: m.Error, Stranger: m.Stranger,
+			UnhealthyChecks: m.Unhealthy,
 		})
 	}
 	slices.SortFunc(out, func(a, b MemberStatus) int { return strings.Compare(a.Name, b.Name) })
@@ -236,4 +268,12 @@ func cut(s string, n int) string {
 		return s
 	}
 	return s[:n]
+}
+
+// Total is how many unhealthy targets the summary counts; 0 for nil.
+func (h *HealthSummary) Total() int {
+	if h == nil {
+		return 0
+	}
+	return h.UnhealthyTotal
 }

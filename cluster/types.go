@@ -34,6 +34,9 @@ type Member struct {
 	// not understood, its name is not a Host of the applied revision, or it
 	// gossips from another address than that Host's); empty when it counts.
 	Stranger string
+	// Unhealthy is how many endpoint checks of its own guests the member
+	// reports failing (SetHealth); 0 for a member that does not count.
+	Unhealthy int
 	NodeState
 }
 

@@ -23,6 +23,7 @@ type balancerSpec struct {
 	port, targetPort     int
 	protocol, strategy   string
 	weights              map[string]int
+	healthCheck          string // a YAML flow mapping, e.g. "{protocol: tcp, interval: 1s}"
 }
 
 // renderSpecs returns the files of a spec tree: one file per host under
@@ -52,6 +53,9 @@ func renderSpecs(hosts []hostSpec, bals []balancerSpec) map[string]string {
 		}
 		if bl.strategy != "" {
 			fmt.Fprintf(&b, "  strategy: %s\n", bl.strategy)
+		}
+		if bl.healthCheck != "" {
+			fmt.Fprintf(&b, "  healthCheck: %s\n", bl.healthCheck)
 		}
 		if len(bl.weights) > 0 {
 			b.WriteString("  weights:\n")

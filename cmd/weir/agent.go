@@ -75,7 +75,7 @@ func agentFlags(fs *pflag.FlagSet, o *agentOptions) {
 	fs.BoolVar(&o.insecureGossip, "insecure-gossip", false, "gossip in clear text: anyone who reaches the gossip port can forge membership and steer traffic")
 	fs.StringVar(&o.clusterName, "cluster", "", "cluster name; agents with another name never merge with this cluster")
 	fs.StringVar(&o.gossipProfile, "gossip-profile", "lan", "memberlist timing profile: lan, local or wan")
-	fs.StringVar(&o.api, "api", "127.0.0.1:7947", "HTTP API address (/status, /rules, /metrics, /healthz, /refresh, /keys)")
+	fs.StringVar(&o.api, "api", "127.0.0.1:7947", "HTTP API address (/status, /balancers/NAME, /rules, /metrics, /healthz, /refresh, /keys)")
 	fs.DurationVar(&o.poll, "poll", source.DefaultPoll, "how often to check the Git branch for new commits")
 	fs.DurationVar(&o.resync, "resync", agent.DefaultResync, "how often to check the live rules for drift")
 	fs.DurationVar(&o.settle, "settle-time", cluster.DefaultSettleTime, "how long an agent that reaches no peer waits before it treats unseen hosts as dead")
@@ -87,7 +87,7 @@ func agentFlags(fs *pflag.FlagSet, o *agentOptions) {
 	fs.StringVar(&o.gitPasswordFile, "git-password-file", "", "file holding the password or token for https:// repositories")
 	fs.StringVar(&o.verifyKeys, "verify-keys", "", "armored OpenPGP public keys; commits not signed by one of them are refused")
 	fs.StringVar(&o.webhookSecretFile, "webhook-secret-file", "", "secret required on POST /refresh (GitHub, Gitea or GitLab webhook signature, or bearer token)")
-	fs.StringVar(&o.apiTokenFile, "api-token-file", "", "token required as \"Authorization: Bearer\" on GET /status, /rules and /metrics and on /keys (required with a non-loopback --api)")
+	fs.StringVar(&o.apiTokenFile, "api-token-file", "", "token required as \"Authorization: Bearer\" on GET /status, /balancers/NAME, /rules and /metrics and on /keys (required with a non-loopback --api)")
 	fs.DurationVar(&o.fetchTimeout, "fetch-timeout", agent.DefaultFetchTimeout, "deadline of one fetch from the spec source (each Git listing and download)")
 	fs.StringVar(&o.backend, "backend", netfilter.BackendAuto, "iptables backend: auto, nft or legacy")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
@@ -190,32 +190,35 @@ func (c *cli) agent(cmd *cobra.Command, o agentOptions) error {
 	return nil
 }
 
-// newSyncers returns the agent's Syncer over iptables and ip6tables. A host
-// without iptables cannot run the agent; one without a working ip6tables
-// runs it for IPv4, and fails a pass only when it has IPv6 balancers to
-// set (README.md, "IPv6").
-func newSyncers(backend string, log *slog.Logger) (agent.Syncer, error) {
+// newSyncers returns the agent's Syncer over iptables and ip6tables, and
+// the counter reader of each family (nil when unavailable). A host without
+// iptables cannot run the agent; one without a working ip6tables runs it
+// for IPv4, and fails a pass only when it has IPv6 balancers to set
+// (README.md, "IPv6").
+func newSyncers(backend string, log *slog.Logger) (agent.Syncer, [2]agent.Counters, error) {
 	var syncers [2]*netfilter.Syncer
+	var counters [2]agent.Counters
 	var errs [2]error
 	for _, f := range spec.Families() {
 		nf, err := netfilter.NewIPTables(netfilter.IPTablesOptions{Family: f, Backend: backend, Logger: log.With("component", netfilter.Command(f))})
 		if err != nil {
 			if f == spec.IPv4 {
-				return nil, fmt.Errorf("netfilter: %w", err)
+				return nil, counters, fmt.Errorf("netfilter: %w", err)
 			}
 			log.Warn("ip6tables unavailable: IPv6 balancers cannot be set on this host", "err", err)
 			errs[f] = err
 			continue
 		}
 		syncers[f] = netfilter.NewSyncer(nf, netfilter.SyncerOptions{Logger: log.With("component", "syncer", "family", f.Name())})
+		counters[f] = nf
 	}
-	return agent.NewSyncers(syncers[spec.IPv4], syncers[spec.IPv6], errs[spec.IPv4], errs[spec.IPv6]), nil
+	return agent.NewSyncers(syncers[spec.IPv4], syncers[spec.IPv6], errs[spec.IPv4], errs[spec.IPv6]), counters, nil
 }
 
 // startAgent wires the source, netfilter, gossip and API together and runs
 // the agent until ctx ends.
 func startAgent(ctx context.Context, o agentOptions, api agent.APIConfig, keys [][]byte, log *slog.Logger) error {
-	syncers, err := newSyncers(o.backend, log)
+	syncers, counters, err := newSyncers(o.backend, log)
 	if err != nil {
 		return err
 	}
@@ -252,7 +255,7 @@ func startAgent(ctx context.Context, o agentOptions, api agent.APIConfig, keys [
 	a, err := agent.New(agent.Config{
 		Node: o.node, StateDir: o.stateDir, Resync: o.resync, MinInterval: o.minInterval,
 		FetchTimeout: o.fetchTimeout, API: api, GossipEncrypted: len(keys) > 0, Build: agentBuild(), Logger: log,
-	}, agent.Deps{Source: src, Cluster: cl, Syncer: syncers, Keys: cl})
+	}, agent.Deps{Source: src, Cluster: cl, Syncer: syncers, Keys: cl, Counters: counters[spec.IPv4], Counters6: counters[spec.IPv6]})
 	if err != nil {
 		return err
 	}

@@ -19,6 +19,9 @@ import (
 // errRefused marks an operation the agent refused (HTTP 409): the answer is no.
 var errRefused = errors.New("refused")
 
+// errNotFound marks an answer of HTTP 404: the agent has no such thing.
+var errNotFound = errors.New("not found")
+
 // apiClient asks the local agent's HTTP API, as status, diff and keys do.
 type apiClient struct {
 	api, tokenFile string
@@ -55,7 +58,7 @@ func (a *apiClient) url(path string) string {
 }
 
 // do sends one request and returns the answer's body (at most limit bytes)
-// when it is 200 OK. A 409 is errRefused.
+// when it is 200 OK. A 409 is errRefused, a 404 errNotFound.
 func (a *apiClient) do(ctx context.Context, method, path string, body []byte, limit int64) ([]byte, http.Header, error) {
 	url := a.url(path)
 	req, err := http.NewRequestWithContext(ctx, method, url, bytes.NewReader(body))
@@ -73,8 +76,11 @@ func (a *apiClient) do(ctx context.Context, method, path string, body []byte, li
 	if resp.StatusCode != http.StatusOK {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 		err := fmt.Errorf("agent at %s answered %s: %s", url, resp.Status, strings.TrimSpace(string(msg)))
-		if resp.StatusCode == http.StatusConflict {
+		switch resp.StatusCode {
+		case http.StatusConflict:
 			err = fmt.Errorf("%w: %w", errRefused, err)
+		case http.StatusNotFound:
+			err = fmt.Errorf("%w: %w", errNotFound, err)
 		}
 		return nil, nil, err
 	}

@@ -26,20 +26,29 @@ type statusOptions struct {
 	wait, settle                     time.Duration
 	revision, join, keyFile, cluster string
 	bind, profile, name              string
+	balancer                         string
 }
 
 func (c *cli) newStatusCmd() *cobra.Command {
 	var o statusOptions
 	cmd := &cobra.Command{
-		Use:   "status [--api ADDR | --join IP:PORT,...] [-o table|json] [--wait DURATION [--revision REV]]",
+		Use:   "status [--api ADDR | --join IP:PORT,...] [-o table|json] [--wait DURATION [--revision REV]] [--balancer NAME]",
 		Short: "show the cluster as gossip tells it",
 		Long: "Shows the cluster as gossip tells it: by asking the local agent's API (GET /status), or,\n" +
 			"with --join, by joining the cluster as an observer for a moment. Exit 0 when the cluster\n" +
 			"has converged on the newest revision (on REV with --revision), 1 when it has not (with\n" +
 			"--wait: not by the deadline), 2 when no answer could be had. With -o json the answer,\n" +
-			"or {\"error\": \"...\"} when there is none, is one JSON object on stdout.",
+			"or {\"error\": \"...\"} when there is none, is one JSON object on stdout.\n\n" +
+			"With --balancer NAME it shows that balancer's targets as the local agent sees them\n" +
+			"(GET /balancers/NAME): state, share and the new connections this host's rules sent\n" +
+			"each; exit 1 when the agent has no balancer of that name.",
 		Args: noArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return c.status(o) },
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.balancer != "" {
+				return c.statusBalancer(cmd, o)
+			}
+			return c.status(o)
+		},
 	}
 	fs := cmd.Flags()
 	o.client.flags(cmd, 10*time.Second, "how long one attempt to reach the agent or to join the cluster may take")
@@ -53,6 +62,7 @@ func (c *cli) newStatusCmd() *cobra.Command {
 	fs.StringVar(&o.profile, "gossip-profile", "lan", "observer mode: memberlist profile lan, local or wan")
 	fs.StringVar(&o.name, "observer-name", "", "observer mode: node name (default weir-status-HOSTNAME-PID)")
 	fs.DurationVar(&o.settle, "settle", time.Second, "observer mode: how long to listen after joining before reporting")
+	fs.StringVar(&o.balancer, "balancer", "", "show one balancer's targets (state, share, connections) as the local agent sees them")
 	completeWords(cmd, "gossip-profile", "lan", "local", "wan")
 	return cmd
 }

@@ -15,6 +15,9 @@ import (
 // a summary line such as
 //
 //	converged: 3/3 alive on 1a2b3c4, digest 9f8e7d6c…
+//
+// then, when targets fail their health checks, lines naming them and the
+// balancers that fail open, and whether gossip is encrypted.
 func writeStatusTable(w io.Writer, s cluster.Status) error {
 	var buf bytes.Buffer
 	tw := tabwriter.NewWriter(&buf, 0, 0, 2, ' ', 0)
@@ -27,16 +30,13 @@ func writeStatusTable(w io.Writer, s cluster.Status) error {
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("rendering status table: %w", err)
 	}
-	var out bytes.Buffer
-	for _, line := range strings.SplitAfter(buf.String(), "\n") {
-		body, nl := strings.CutSuffix(line, "\n")
-		out.WriteString(strings.TrimRight(body, " "))
-		if nl {
-			out.WriteByte('\n')
-		}
-	}
+	out := bytes.NewBuffer(trimTrailing(buf.Bytes()))
 	out.WriteString(statusSummary(s))
 	out.WriteByte('\n')
+	for _, line := range healthLines(s) {
+		out.WriteString(line)
+		out.WriteByte('\n')
+	}
 	out.WriteString(gossipLine(s.GossipEncrypted))
 	out.WriteByte('\n')
 	_, err := w.Write(out.Bytes())
@@ -109,4 +109,47 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// healthLines name the targets failing their health checks and the
+// balancers failing open, as the agent's applied plan has them:
+//
+//	unhealthy: frontend-orders/orders-2 (host-c), frontend-tls/orders-2 (host-c)
+//	fail open: frontend-cache
+//
+// An observer has no plan: it says how many failing checks each host reports.
+func healthLines(s cluster.Status) []string {
+	h := s.Health
+	if h == nil {
+		var counts []string
+		for _, m := range s.Members {
+			if m.UnhealthyChecks > 0 {
+				counts = append(counts, fmt.Sprintf("%s %d", m.Name, m.UnhealthyChecks))
+			}
+		}
+		if len(counts) == 0 {
+			return nil
+		}
+		return []string{"failing health checks reported: " + strings.Join(counts, ", ")}
+	}
+	var lines []string
+	if h.UnhealthyTotal > 0 {
+		names := make([]string, len(h.Unhealthy))
+		for i, t := range h.Unhealthy {
+			names[i] = fmt.Sprintf("%s/%s (%s)", t.Balancer, t.Guest, t.Host)
+		}
+		lines = append(lines, "unhealthy: "+strings.Join(names, ", ")+more(h.UnhealthyTotal-len(names)))
+	}
+	if h.FailOpenTotal > 0 {
+		lines = append(lines, "fail open: "+strings.Join(h.FailOpen, ", ")+more(h.FailOpenTotal-len(h.FailOpen)))
+	}
+	return lines
+}
+
+// more is " and N more" for n > 0.
+func more(n int) string {
+	if n <= 0 {
+		return ""
+	}
+	return fmt.Sprintf(" and %d more", n)
 }

@@ -33,7 +33,28 @@ func statusFixtures() map[string]cluster.Status {
 	})
 	diverged.Latest = "dir:" + goldenDigB
 	converged.GossipEncrypted = true
-	return map[string]cluster.Status{"status_converged": converged, "status_diverged": diverged}
+	// An observer has no plan: it shows the failing checks each host reports.
+	observed := cluster.BuildStatus("", []cluster.Member{
+		member("host-a", "198.18.0.1:7946", cluster.StateAlive, stRev, stDigest, 2, 6, ""),
+		withUnhealthy(member("host-b", "198.18.0.2:7946", cluster.StateAlive, stRev, stDigest, 1, 3, ""), 2),
+	})
+	unhealthy := cluster.BuildStatus(stRev, []cluster.Member{
+		member("host-a", "198.18.0.1:7946", cluster.StateAlive, stRev, stDigest, 2, 6, ""),
+		withUnhealthy(member("host-c", "198.18.0.3:7946", cluster.StateAlive, stRev, stDigest, 0, 0, ""), 1),
+	})
+	unhealthy.GossipEncrypted = true
+	unhealthy.Health = &cluster.HealthSummary{
+		Unhealthy:      []cluster.TargetRef{{Balancer: "frontend-cache", Guest: "cache-1", Host: "host-c"}, {Balancer: "frontend-orders", Guest: "orders-2", Host: "host-c"}},
+		UnhealthyTotal: 23,
+		FailOpen:       []string{"frontend-cache"}, FailOpenTotal: 1,
+	}
+	return map[string]cluster.Status{"status_converged": converged, "status_diverged": diverged,
+		"status_observed_unhealthy": observed, "status_unhealthy": unhealthy}
+}
+
+func withUnhealthy(m cluster.Member, n int) cluster.Member {
+	m.Unhealthy = n
+	return m
 }
 
 // TestStatusGolden renders each fixture as `weir status` prints it, as a

@@ -240,6 +240,9 @@ func allSteps() []step {
 		{"gossip", "5. 100 memberlist nodes: hint and death propagation", stepGossip},
 		{"rss", "6. agent RSS: examples/basic idle and 10k balancers", stepRSS},
 		{"dispatch", "7. connect latency through 1 vs 10k balancers, tree vs linear dispatch", stepDispatch},
+		{"health-failover", "8. a target's service stops and starts: out of and back in the setting host's rules", stepHealthFailover},
+		{"health-cpu", "8. health-check CPU at 1,000 endpoints", stepHealthCPU},
+		{"health-gossip", "8. health-report gossip bytes at 1,000 endpoints per host, 10 nodes", stepHealthGossip},
 	}
 }
 

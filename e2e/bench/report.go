@@ -255,7 +255,17 @@ const methodText = `1. **Assign + Render**: ` + "`render.BenchmarkAssignRender`"
 7. **Per-packet cost**: ` + "`render.BenchmarkDispatchConnect`" + `: TCP connect latency through
    nat OUTPUT in a namespace (default iptables backend) to a frontend DNATed to a local
    listener, 16 frontends spread over the sorted order, with 1 balancer and with 10,000 in
-   tree and in linear dispatch.`
+   tree and in linear dispatch.
+8. **Health checks**: a lab of 3 hosts (examples/basic, agents in ` + "`--dir`" + ` mode) with a
+   tcp health check on the balancer; orders-2's server process is killed and restarted 5
+   times while its agent runs, timing until host-a's nat rules leave it out and take it back
+   (polled every 20 ms), with ` + "`interval: 1s`" + ` and with the defaults. Prober CPU:
+   ` + "`health.BenchmarkProbeCPU`" + ` probes 1,000 loopback endpoints every 2 s beside
+   ` + "`BenchmarkDialFloor`" + `, the bare dial loop at the same rate. Gossip:
+   ` + "`cluster.BenchmarkHealthGossip`" + ` runs 10 LAN-profile nodes on loopback with 1,000
+   check ids per host and sums memberlist's own counters of bytes sent (UDP and TCP) over
+   30 s, while failing checks change; the lag is how long the slowest change took to be
+   held by every node.`
 
 // probeMachine describes this machine.
 func probeMachine(ctx context.Context) Machine {

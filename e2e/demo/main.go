@@ -2,7 +2,8 @@
 // guests and a Git server, pushes examples/basic, runs a real `weir agent` on
 // every host, shows `weir status` and how 100 connections from the source
 // guest spread over the targets, commits a weight change, shows the new split,
-// and tears everything down (also on Ctrl-C). It needs root.
+// commits a health check, stops one target's server and shows the failover
+// and the return, and tears everything down (also on Ctrl-C). It needs root.
 package main
 
 import (
@@ -36,14 +37,15 @@ const frontend = "198.20.0.10:80"
 
 // demo is one run of the demo: its lab, its agents, and where it prints.
 type demo struct {
-	out    io.Writer
-	start  time.Time
-	bin    string // the weir binary
-	lab    *lab.Lab
-	weir   *lab.Weir
-	web    *lab.Guest        // the guest the connections come from
-	files  map[string]string // the specs last pushed
-	commit string            // and their commit
+	out     io.Writer
+	start   time.Time
+	bin     string // the weir binary
+	lab     *lab.Lab
+	weir    *lab.Weir
+	web     *lab.Guest           // the guest the connections come from
+	files   map[string]string    // the specs last pushed
+	commit  string               // and their commit
+	servers map[string]*lab.Proc // the orders servers, by guest name
 }
 
 func run(ctx context.Context, out io.Writer) error {
@@ -59,7 +61,9 @@ func run(ctx context.Context, out io.Writer) error {
 	// Convergence is polled on the agents' API; the table shown is the CLI's.
 	d.lab, d.weir = l, &lab.Weir{Bin: d.bin, Lab: l, StatusFromAPI: true}
 	defer d.tearDown()
-	for _, next := range []func(context.Context) error{d.startServers, d.pushBasic, d.startAgents, d.showStatus, d.firstSplit, d.changeWeight, d.secondSplit} {
+	steps := []func(context.Context) error{d.startServers, d.pushBasic, d.startAgents, d.showStatus, d.firstSplit,
+		d.changeWeight, d.secondSplit, d.addHealthCheck, d.failover, d.recover}
+	for _, next := range steps {
 		if err := next(ctx); err != nil {
 			return err
 		}
@@ -110,10 +114,13 @@ func (d *demo) tearDown() {
 func (d *demo) startServers(ctx context.Context) error {
 	fmt.Fprint(d.out, topology)
 	d.web = d.lab.Guest(1, 1)
+	d.servers = map[string]*lab.Proc{}
 	for i, name := range []string{"orders-1", "orders-2"} {
-		if _, err := d.lab.Serve(ctx, d.lab.Guest(i+2, 1), name, "tcp:8080"); err != nil {
+		p, err := d.lab.Serve(ctx, d.lab.Guest(i+2, 1), name, "tcp:8080")
+		if err != nil {
 			return err
 		}
+		d.servers[name] = p
 	}
 	return nil
 }

@@ -3,6 +3,10 @@ package main
 import (
 	"strings"
 	"testing"
+	"testing/fstest"
+	"time"
+
+	"weir/spec"
 )
 
 func TestWithWeight(t *testing.T) {
@@ -32,5 +36,34 @@ func TestWithWeight(t *testing.T) {
 	}
 	if _, err := withWeight(map[string]string{"h.yaml": "kind: Host\n"}, "orders-2", 3); err == nil {
 		t.Errorf("withWeight without the balancer = nil error; want one")
+	}
+}
+
+func TestWithHealthCheck(t *testing.T) {
+	files, _, err := specFiles()
+	if err != nil {
+		t.Fatal(err)
+	}
+	weighted, err := withWeight(files, "orders-2", 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := withHealthCheck(weighted)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := got["balancers.yaml"]; !strings.HasSuffix(b, "    orders-2: 3\n"+healthCheck) {
+		t.Errorf("withHealthCheck =\n%s\nwant it to end with the weights, then\n%s", b, healthCheck)
+	}
+	fsys := fstest.MapFS{}
+	for name, text := range got {
+		fsys[name] = &fstest.MapFile{Data: []byte(text)}
+	}
+	s, err := spec.Load(fsys)
+	if err != nil {
+		t.Fatalf("the demo's specs with the health check do not load: %v", err)
+	}
+	if hc := s.Balancers[0].HealthCheck; hc == nil || hc.Interval != time.Second || hc.Port != 8080 {
+		t.Errorf("frontend-orders' health check = %+v; want tcp on 8080 every second", hc)
 	}
 }

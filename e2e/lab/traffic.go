@@ -50,65 +50,36 @@ func exitWith(err error) {
 	os.Exit(0)
 }
 
-// serve answers every TCP connection and UDP datagram on the given ports with
-// name, and writes "ready" to ready once all listeners are open.
+// serve answers on the given ports with name, and writes "ready" to ready
+// once all listeners are open: see Serve for the kinds of port.
 func serve(name, spec string, ready io.Writer) error {
 	if name == "" {
 		return errors.New("serve: empty name")
 	}
 	errc := make(chan error, 8)
 	for _, s := range strings.Split(spec, ",") {
-		network, port, ok := strings.Cut(s, ":")
+		kind, port, ok := strings.Cut(s, ":")
 		if !ok {
-			return fmt.Errorf("serve %q: want network:port", s)
+			return fmt.Errorf("serve %q: want kind:port", s)
 		}
-		addr := net.JoinHostPort("0.0.0.0", port)
-		switch network {
-		case "tcp":
-			ln, err := net.Listen("tcp4", addr)
-			if err != nil {
-				return fmt.Errorf("serve: %w", err)
-			}
-			go func() {
-				for {
-					c, err := ln.Accept()
-					if err != nil {
-						errc <- fmt.Errorf("accepting on %s: %w", addr, err)
-						return
-					}
-					go func() {
-						defer c.Close()
-						_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-						_, _ = io.WriteString(c, name+"\n")
-					}()
-				}
-			}()
-		case "udp":
-			pc, err := net.ListenPacket("udp4", addr)
-			if err != nil {
-				return fmt.Errorf("serve: %w", err)
-			}
-			go func() {
-				buf := make([]byte, 2048)
-				for {
-					_, from, err := pc.ReadFrom(buf)
-					if err != nil {
-						errc <- fmt.Errorf("reading on udp %s: %w", addr, err)
-						return
-					}
-					_, _ = pc.WriteTo([]byte(name+"\n"), from)
-				}
-			}()
-		default:
-			return fmt.Errorf("serve %q: network must be tcp or udp", s)
+		start, ok := servers[kind]
+		if !ok {
+			return fmt.Errorf("serve %q: kind must be tcp, udp, echo or http", s)
+		}
+		if err := start(name, port, errc); err != nil {
+			return fmt.Errorf("serve %q: %w", s, err)
 		}
 	}
 	fmt.Fprintln(ready, "ready")
 	return <-errc
 }
 
-// Serve starts a server in guest g that answers name on each of ports
-// ("tcp:8080", "udp:8053"), and returns once it listens.
+// Serve starts a server in guest g that answers name on each of ports, and
+// returns once it listens. A port is "tcp:8080" (write the name, close),
+// "udp:8053" (answer each datagram with the name), "echo:9000" (write the
+// name, then echo every line until the client closes: a connection that
+// stays established) or "http:8081" (answer every request 200 with the
+// name; "http:8081=500" answers 500).
 func (l *Lab) Serve(ctx context.Context, g *Guest, name string, ports ...string) (*Proc, error) {
 	exe, err := os.Executable()
 	if err != nil {

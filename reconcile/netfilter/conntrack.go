@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"sort"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -60,6 +61,9 @@ func removedFlows(old, new []render.Flow) []ConntrackFlow {
 	return out
 }
 
+// conntrackTimeout bounds each netlink exchange of a conntrack deletion.
+const conntrackTimeout = 10 * time.Second
+
 // DeleteConntrack implements Netfilter over netlink's conntrack filter, in the
 // configured network namespace.
 func (t *IPTables) DeleteConntrack(ctx context.Context, flows []ConntrackFlow) (uint, error) {
@@ -82,6 +86,15 @@ func (t *IPTables) DeleteConntrack(ctx context.Context, flows []ConntrackFlow) (
 		return 0, fmt.Errorf("opening a netlink handle for conntrack: %w", err)
 	}
 	defer h.Close()
+	// Each netlink send and receive waits at most until ctx's deadline (or
+	// conntrackTimeout): a kernel that never answers cannot hold the pass.
+	timeout := conntrackTimeout
+	if d, ok := ctx.Deadline(); ok {
+		timeout = min(timeout, max(time.Until(d), time.Millisecond))
+	}
+	if err := h.SetSocketTimeout(timeout); err != nil {
+		return 0, fmt.Errorf("setting the conntrack netlink socket's timeout: %w", err)
+	}
 	var v4, v6 []netlink.CustomConntrackFilter
 	for _, f := range flows {
 		cf, err := conntrackFilter(f)

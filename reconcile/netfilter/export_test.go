@@ -14,6 +14,9 @@ import (
 // NormalizeRule is normalizeRule.
 var NormalizeRule = normalizeRule
 
+// ParseCounters is parseCounters.
+var ParseCounters = parseCounters
+
 // SavedTable parses iptables-save text and returns the chains of table in
 // the order printed and their rules.
 func SavedTable(text []byte, table string) ([]string, map[string][]string, error) {

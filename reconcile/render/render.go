@@ -48,6 +48,13 @@ const (
 	kindREJ = "REJ" // balancer without targets: reject its source guests (filter)
 )
 
+// ServiceChain returns the name of balancer's WEIR-SVC chain in the nat
+// table of a host that sets it with targets taking part: its rule i takes
+// the new connections that go to the i-th target of the plan's Targets (a
+// DNAT to it, or a jump to the WEIR-SEP chain of a target on that host), so
+// the rule's packet counter is that target's count of new connections.
+func ServiceChain(balancer string) string { return chainName(kindSVC, balancer) }
+
 // Dispatch chooses how the root chain finds a packet's balancer.
 type Dispatch int
 

@@ -220,3 +220,20 @@ func TestProbabilities(t *testing.T) {
 		t.Errorf("probabilities = %v; want %v", got, want)
 	}
 }
+
+func TestServiceChainNamesTheSVCChain(t *testing.T) {
+	s := ts.DemoSpec()
+	rs := render.Render(plan.Assign(s, []string{"host-a", "host-b", "host-c"}, nil), "host-a")
+	want := render.ServiceChain("frontend-orders")
+	for _, tb := range rs.Tables {
+		for _, c := range tb.Chains {
+			if c.Name == want {
+				if len(c.Rules) != 3 {
+					t.Errorf("%s has %d rules; want one per target (3)", want, len(c.Rules))
+				}
+				return
+			}
+		}
+	}
+	t.Errorf("no chain %s in host-a's ruleset", want)
+}
