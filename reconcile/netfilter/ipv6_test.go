@@ -1,0 +1,206 @@
+package netfilter_test
+
+import (
+	"context"
+	"math/rand/v2"
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+
+	ts "weir/internal/testsupport"
+	"weir/reconcile/netfilter"
+	"weir/reconcile/plan"
+	"weir/reconcile/render"
+	"weir/spec"
+)
+
+// kernelHarness6 is kernelHarness over ip6tables.
+func kernelHarness6(t testing.TB, backend string) *harness {
+	ns := ts.NewNetns(t)
+	if _, err := ns.Output("ip6tables-"+backend+"-save", "-t", "nat"); err != nil {
+		t.Skipf("ip6tables backend %s does not work here: %v", backend, err)
+	}
+	nf, err := netfilter.NewIPTables(netfilter.IPTablesOptions{Family: spec.IPv6, Backend: backend, Netns: ns.Name})
+	if err != nil {
+		t.Fatalf("NewIPTables(IPv6, %s): %v", backend, err)
+	}
+	if nf.Backend() != backend || nf.Family() != spec.IPv6 {
+		t.Fatalf("Backend(), Family() = %s, %s; want %s, IPv6", nf.Backend(), nf.Family(), backend)
+	}
+	return &harness{
+		name: "ip6tables-" + backend,
+		nf:   nf,
+		exec: func(table string, args ...string) error {
+			_, err := ns.Output(append([]string{"ip6tables-" + backend, "-w", "-t", table}, args...)...)
+			return err
+		},
+		save: func(table string) (string, error) {
+			return ns.Output("ip6tables-"+backend+"-save", "-t", table)
+		},
+		ns: ns,
+	}
+}
+
+// fakeHarness6 is fakeHarness over an IPv6 Fake.
+func fakeHarness6() *harness {
+	h := fakeHarness()
+	f := ts.NewFakeFamily(spec.IPv6)
+	h.name, h.nf, h.exec = "fake6", f, f.Run
+	h.save = func(table string) (string, error) {
+		b, err := f.Save(context.Background(), table)
+		return string(b), err
+	}
+	return h
+}
+
+// ipv6Rulesets renders two IPv6 rulesets of 200 random balancers for one
+// host that differ in one balancer's target port and in which targets of a
+// few others are alive.
+func ipv6Rulesets() (a, b *render.Ruleset) {
+	s := ts.RandomSpec(rand.New(rand.NewPCG(71, 72)), ts.RandomSpecConfig{Balancers: 200, Hosts: 6, GuestsPerHost: 6, Targets: 3, Family: spec.IPv6})
+	all := ts.HostNames(s)
+	a = render.RenderWith(plan.Assign(s, all, nil), "host-001", render.RenderOptions{Family: spec.IPv6})
+	changed := *s
+	changed.Balancers = slices.Clone(s.Balancers)
+	changed.Balancers[100].TargetPort++
+	b = render.RenderWith(plan.Assign(&changed, all[:5], nil), "host-001", render.RenderOptions{Family: spec.IPv6})
+	return a, b
+}
+
+// ipv6Suite applies rendered IPv6 rulesets through a Syncer and checks the
+// contract in ip6tables: full apply, idempotent re-apply, partial sync,
+// drift repair of a rule and of a jump, foreign rules untouched by all of
+// it and by Cleanup.
+func ipv6Suite(t *testing.T, h *harness) {
+	ctx := context.Background()
+	h.mustExec(t, "nat", "-A", "PREROUTING", "-s", "fd00:99::/64", "-j", "RETURN")
+	h.mustExec(t, "filter", "-A", "FORWARD", "-s", "fd00:98::/64", "-j", "ACCEPT")
+	before := foreign(h.snapshot(t))
+	rsA, rsB := ipv6Rulesets()
+	s := netfilter.NewSyncer(h.nf, netfilter.SyncerOptions{FullCheckEvery: 2})
+	res, err := s.Apply(ctx, rsA)
+	if err != nil || !res.Full {
+		t.Fatalf("first Apply = full %v, %v; want a full apply", res.Full, err)
+	}
+	h.checkOwned(t, rsA)
+	if res, err := s.Apply(ctx, rsA); err != nil || res.ChainsWritten+res.ChainsDeleted+res.JumpsAdded != 0 {
+		t.Errorf("second Apply of the same ruleset = %+v, %v; want nothing done", res, err)
+	}
+	res, err = s.Apply(ctx, rsB)
+	if err != nil || res.Full || res.ChainsWritten == 0 {
+		t.Fatalf("Apply(changed) = full %v, %d chains, %v; want a partial apply", res.Full, res.ChainsWritten, err)
+	}
+	h.checkOwned(t, rsB)
+
+	svc, first := "", ""
+	for _, c := range tableOf(rsB, "nat").Chains {
+		if strings.HasPrefix(c.Name, "WEIR-SVC-") && len(c.Rules) > 1 {
+			svc, first = c.Name, c.Rules[0]
+			break
+		}
+	}
+	h.mustExec(t, "nat", append([]string{"-D", svc}, netfilter.SplitRule(first)...)...)
+	reconcileUntil(t, s, 4, "rule deleted from "+svc)
+	h.checkOwned(t, rsB)
+	h.mustExec(t, "nat", "-D", "PREROUTING", "-m", "comment", "--comment", "weir", "-j", render.ServicesChain)
+	reconcileUntil(t, s, 4, "jump deleted from PREROUTING")
+	h.checkOwned(t, rsB)
+	if got := foreign(h.snapshot(t)); !slices.Equal(got, before) {
+		t.Errorf("foreign rules changed:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(before, "\n"))
+	}
+
+	if _, err := netfilter.Cleanup(ctx, h.nf); err != nil {
+		t.Fatal(err)
+	}
+	after := h.snapshot(t)
+	if strings.Contains(after, netfilter.OwnedPrefix) {
+		t.Errorf("owned chains left after Cleanup:\n%s", after)
+	}
+	if got := foreign(after); !slices.Equal(got, before) {
+		t.Errorf("Cleanup changed foreign rules:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(before, "\n"))
+	}
+}
+
+func TestSyncerIPv6(t *testing.T) {
+	t.Run("fake", func(t *testing.T) { ipv6Suite(t, fakeHarness6()) })
+	for _, backend := range []string{netfilter.BackendNFT, netfilter.BackendLegacy} {
+		t.Run(backend, func(t *testing.T) { ipv6Suite(t, kernelHarness6(t, backend)) })
+	}
+}
+
+// An IPv4 ruleset handed to ip6tables fails, in the kernel as in the IPv6
+// Fake, and its nat table (the one with IPv4 addresses) is not applied:
+// each table is one transaction.
+func TestIPv4RulesetRefusedByIPv6(t *testing.T) {
+	rs := render.Render(plan.Assign(ts.DemoSpec(), []string{"host-a", "host-b", "host-c"}, nil), "host-a")
+	for _, h := range []*harness{fakeHarness6(), kernelHarness6(t, netfilter.BackendNFT)} {
+		if _, err := netfilter.NewSyncer(h.nf, netfilter.SyncerOptions{}).Apply(context.Background(), rs); err == nil {
+			t.Errorf("%s: applying IPv4 rules succeeded; want an error", h.name)
+		}
+		if nat, _ := h.save("nat"); strings.Contains(nat, netfilter.OwnedPrefix) {
+			t.Errorf("%s: a refused nat transaction left owned chains:\n%s", h.name, nat)
+		}
+	}
+}
+
+// TestConntrackKernelIPv6 is TestConntrackKernel over ip6tables: the
+// conntrack entries of IPv6 UDP flows DNATed to a target that left are
+// deleted, the others kept.
+func TestConntrackKernelIPv6(t *testing.T) {
+	h := kernelHarness6(t, netfilter.BackendNFT)
+	ctx := context.Background()
+	h.ns.Run("ip", "link", "set", "lo", "up")
+	for _, a := range []string{"fd00:20::10", "fd00:19:2::2", "fd00:19:2::3"} {
+		h.ns.Run("ip", "-6", "addr", "add", a+"/128", "dev", "lo", "nodad")
+	}
+	fe := spec.Frontend{Address: netip.MustParseAddr("fd00:20::10"), Port: 5353, Protocol: spec.UDP}
+	a, b := netip.MustParseAddrPort("[fd00:19:2::2]:5353"), netip.MustParseAddrPort("[fd00:19:2::3]:5353")
+	ruleset := func(targets ...netip.AddrPort) *render.Ruleset {
+		c := render.Chain{Name: "WEIR-SVC-UDP"}
+		for i, to := range targets {
+			stat := ""
+			if left := len(targets) - i; left > 1 {
+				stat = "-m statistic --mode nth --every 2 --packet 0 "
+			}
+			c.Rules = append(c.Rules, "-d fd00:20::10/128 -p udp -m udp --dport 5353 "+stat+"-j DNAT --to-destination "+to.String())
+		}
+		return &render.Ruleset{Family: spec.IPv6,
+			Tables: []render.Table{{Name: "nat", Chains: []render.Chain{c},
+				Jumps: []render.Jump{{Chain: "OUTPUT", Rule: []string{"-j", "WEIR-SVC-UDP"}}}}},
+			Flows: []render.Flow{{Balancer: "udp", Frontend: fe, Targets: targets}},
+		}
+	}
+	s := netfilter.NewSyncer(h.nf, netfilter.SyncerOptions{})
+	if _, err := s.Apply(ctx, ruleset(a, b)); err != nil {
+		t.Fatal(err)
+	}
+	for range 4 {
+		h.ns.Run("bash", "-c", "echo hi >/dev/udp/fd00:20::10/5353")
+	}
+	entries := func() map[string]int {
+		out := h.ns.Run("conntrack", "-L", "-f", "ipv6", "-p", "udp", "--orig-dst", "fd00:20::10")
+		got := map[string]int{}
+		for _, l := range strings.Split(out, "\n") {
+			for _, to := range []netip.AddrPort{a, b} {
+				if strings.Contains(l, "src="+to.Addr().String()+" ") {
+					got[to.Addr().String()]++
+				}
+			}
+		}
+		return got
+	}
+	if before := entries(); before[a.Addr().String()] != 2 || before[b.Addr().String()] != 2 {
+		t.Fatalf("conntrack entries per target before = %v; want 2 each", before)
+	}
+	res, err := s.Apply(ctx, ruleset(a))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.ConntrackDeleted != 2 {
+		t.Errorf("Apply(without %s).ConntrackDeleted = %d; want 2", b, res.ConntrackDeleted)
+	}
+	if after := entries(); after[a.Addr().String()] != 2 || after[b.Addr().String()] != 0 {
+		t.Errorf("conntrack entries per target after = %v; want 2 for %s, none for %s", after, a.Addr(), b.Addr())
+	}
+}
