@@ -64,7 +64,7 @@ func (c *cli) newAgentCmd() *cobra.Command {
 // agentFlags declares the flags of `weir agent` on fs.
 func agentFlags(fs *pflag.FlagSet, o *agentOptions) {
 	fs.StringVar(&o.node, "node", "", "this host's name: the Host name in the specs (required)")
-	fs.StringVar(&o.bind, "bind", "", "IP:PORT to gossip on (required; port default 7946)")
+	fs.StringVar(&o.bind, "bind", "", "IP:PORT to gossip on, [IPv6]:PORT for IPv6 (required; port default 7946)")
 	fs.StringVar(&o.advertise, "advertise", "", "IP:PORT other agents reach this one at (default: the bind address)")
 	fs.StringVar(&o.join, "join", "", "comma-separated IP:PORT of agents to join, retried until reachable")
 	fs.StringVar(&o.repo, "repo", "", "Git URL of the spec repository (file://, git://, ssh://, https://)")
