@@ -17,16 +17,9 @@ import (
 
 // kernelHarness6 is kernelHarness over ip6tables.
 func kernelHarness6(t testing.TB, backend string) *harness {
-	ns := ts.NewNetns(t)
-	if _, err := ns.Output("ip6tables-"+backend+"-save", "-t", "nat"); err != nil {
-		t.Skipf("ip6tables backend %s does not work here: %v", backend, err)
-	}
-	nf, err := netfilter.NewIPTables(netfilter.IPTablesOptions{Family: spec.IPv6, Backend: backend, Netns: ns.Name})
-	if err != nil {
-		t.Fatalf("NewIPTables(IPv6, %s): %v", backend, err)
-	}
-	if nf.Backend() != backend || nf.Family() != spec.IPv6 {
-		t.Fatalf("Backend(), Family() = %s, %s; want %s, IPv6", nf.Backend(), nf.Family(), backend)
+	nf, ns := ts.NewIPTablesWith(t, netfilter.IPTablesOptions{Family: spec.IPv6, Backend: backend})
+	if nf.Family() != spec.IPv6 {
+		t.Fatalf("Family() = %s; want IPv6", nf.Family())
 	}
 	return &harness{
 		name: "ip6tables-" + backend,
