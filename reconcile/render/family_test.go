@@ -6,6 +6,9 @@ import (
 	"math"
 	"math/rand/v2"
 	"net/netip"
+	"os/exec"
+	"slices"
+	"strings"
 	"testing"
 
 	ts "weir/internal/testsupport"
@@ -195,5 +198,71 @@ func TestTreeDispatchIPv6(t *testing.T) {
 	// rules (2^stride of them at most, stride ≤ 4) and no more.
 	if _, d := maxRules(tree.trace(pkt("fd00:19:1::2", "2001:db8::1", "tcp", 80))); d > 16 {
 		t.Errorf("a packet to no frontend evaluated %d dispatch rules; want ≤ 16", d)
+	}
+}
+
+// A Renderer of the IPv6 family gives RenderWith's bytes over successive
+// plans, as TestRendererIncremental checks for IPv4.
+func TestRendererIncrementalIPv6(t *testing.T) {
+	base := ts.RandomSpec(rand.New(rand.NewPCG(13, 5)), ts.RandomSpecConfig{Balancers: 300, Hosts: 6, GuestsPerHost: 8, Targets: 3, Family: spec.IPv6})
+	all := ts.HostNames(base)
+	changed := *base
+	changed.Balancers = append([]spec.Balancer(nil), base.Balancers...)
+	changed.Balancers[7].TargetPort++
+	r := render.NewRenderer("host-002", ipv6)
+	for i, st := range []struct {
+		s     *spec.Spec
+		alive []string
+	}{{base, all}, {base, all}, {&changed, all}, {&changed, all[:4]}, {base, all}} {
+		p := plan.Assign(st.s, st.alive, nil)
+		if got, want := r.Render(p).Bytes(), render.RenderWith(p, "host-002", ipv6).Bytes(); !bytes.Equal(got, want) {
+			t.Fatalf("step %d: Renderer's IPv6 bytes differ from RenderWith's", i)
+		}
+	}
+}
+
+// TestRenderCanonicalOnKernelIPv6 is TestRenderCanonicalOnKernel for
+// ip6tables: every rendered IPv6 rule, after SaveForm, is what
+// ip6tables-save prints back, jumps included, so drift checks of the IPv6
+// family compare like with like.
+func TestRenderCanonicalOnKernelIPv6(t *testing.T) {
+	all := []string{"host-a", "host-b", "host-c"}
+	for _, pl := range []struct {
+		name string
+		rs   *render.Ruleset
+	}{
+		{"tree", render.RenderWith(plan.Assign(treeSpec6(), []string{"host-a", "host-b"}, nil), "host-a", ipv6)},
+		{"hairpin and weights", render.RenderWith(plan.Assign(ts.DualSpec(), all, nil), "host-a", ipv6)},
+		{"reject", render.RenderWith(plan.Assign(ts.DualSpec(), nil, nil), "host-a", ipv6)},
+	} {
+		t.Run(pl.name, func(t *testing.T) {
+			ns := iptablesNetns(t)
+			if _, err := exec.LookPath("ip6tables-restore"); err != nil {
+				t.Skip("ip6tables-restore not installed")
+			}
+			ns.RunInput(pl.rs.Bytes(), "ip6tables-restore", "--noflush", "-w")
+			for _, tb := range pl.rs.Tables {
+				var want, got []string
+				for _, j := range tb.Jumps {
+					ns.Run(append([]string{"ip6tables", "-w", "-t", tb.Name, "-A", j.Chain}, j.Rule...)...)
+					want = append(want, "-A "+j.Chain+" "+strings.Join(j.Rule, " "))
+				}
+				for _, c := range tb.Chains {
+					for _, r := range c.Rules {
+						want = append(want, "-A "+c.Name+" "+render.SaveForm(r))
+					}
+				}
+				for _, line := range strings.Split(ns.Run("ip6tables-save", "-t", tb.Name), "\n") {
+					if strings.HasPrefix(line, "-A ") {
+						got = append(got, line)
+					}
+				}
+				slices.Sort(want)
+				slices.Sort(got)
+				if n, g, w := ts.FirstDiff(got, want); n > 0 {
+					t.Fatalf("table %s: ip6tables-save line differs:\n got: %s\nwant: %s", tb.Name, g, w)
+				}
+			}
+		})
 	}
 }
