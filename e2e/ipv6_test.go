@@ -101,28 +101,10 @@ var foreignSetup6 = [][]string{
 // repair and `weir cleanup`, which removes weir's chains of both families.
 func TestDualStack(t *testing.T) {
 	e := newDualEnv(t)
-	tables := []string{"nat", "filter", "mangle"}
-	pristine := map[string]map[string][]string{}
-	for _, h := range e.lab.Hosts {
-		for _, args := range foreignSetup6 {
-			if _, err := e.lab.Exec(e.ctx, h.NS, "ip6tables", args...); err != nil {
-				t.Fatal(err)
-			}
-		}
-		pristine[h.Name] = map[string][]string{}
-		for _, tb := range tables {
-			pristine[h.Name][tb] = e.rules6(h, tb)
-		}
-	}
+	foreign := e.setUpForeign("ip6tables", foreignSetup6, e.rules6)
 	check := func(stage string) {
 		t.Helper()
-		for _, h := range e.lab.Hosts {
-			for _, tb := range tables {
-				if got, want := foreignLines(e.rules6(h, tb)), pristine[h.Name][tb]; !slices.Equal(got, want) {
-					t.Errorf("%s: %s ip6tables %s foreign rules changed:\ngot  %q\nwant %q", stage, h.Name, tb, got, want)
-				}
-			}
-		}
+		foreign.check(t, e.lab.Hosts, stage)
 	}
 	c := e.push("dual-stack", renderSpecs(dualHosts(e.lab), dualBalancers(map[string]int{"orders-1": 1, "orders-2": 3}, map[string]int{"orders-1": 3, "orders-2": 1})))
 	e.startAgents6()
@@ -181,10 +163,8 @@ func TestDualStack(t *testing.T) {
 		if _, stderr, err := e.weir.Run(e.ctx, h, "cleanup"); err != nil {
 			t.Fatalf("weir cleanup on %s: %v (%s)", h.Name, err, stderr)
 		}
-		for _, tb := range tables {
-			if got, want := e.rules6(h, tb), pristine[h.Name][tb]; !slices.Equal(got, want) {
-				t.Errorf("after weir cleanup %s ip6tables %s:\ngot  %q\nwant %q", h.Name, tb, got, want)
-			}
+		foreign.checkPristine(t, h)
+		for _, tb := range foreignTables {
 			if got := weirLines(e.rules(h, tb)); len(got) != 0 {
 				t.Errorf("after weir cleanup %s iptables %s still has %q", h.Name, tb, got)
 			}

@@ -68,12 +68,7 @@ func TestDiffNetns(t *testing.T) {
 		t.Fatalf("weir diff after the apply = %d, %q, %q; want 0 and nothing", code, out, errs)
 	}
 
-	svc := ""
-	for _, c := range rs.Tables[1].Chains {
-		if strings.HasPrefix(c.Name, "WEIR-SVC-") {
-			svc = c.Name
-		}
-	}
+	svc := svcChain(rs)
 	ns.Run("iptables-nft", "-t", "nat", "-D", svc, "1")
 	code, out, errs := diff()
 	want := "--- live iptables (nft backend)\n+++ agent wants (revision 1a2b3c4, digest 9f8e7d6c)\n"
@@ -118,16 +113,22 @@ func TestDiffNetnsIPv6(t *testing.T) {
 	if code, out, errs := diff(); code != exitOK || out != "" {
 		t.Fatalf("weir diff after the apply = %d, %q, %q; want 0 and nothing", code, out, errs)
 	}
-	svc := ""
-	for _, c := range rss[spec.IPv6].Tables[1].Chains {
-		if strings.HasPrefix(c.Name, "WEIR-SVC-") {
-			svc = c.Name
-		}
-	}
+	svc := svcChain(rss[spec.IPv6])
 	ns.Run("ip6tables-nft", "-t", "nat", "-D", svc, "1")
 	code, out, _ := diff()
 	if code != exitFail || !strings.HasPrefix(out, "--- live ip6tables (nft backend)\n") ||
 		!strings.Contains(out, "\n+-A "+svc+" -p tcp -m comment --comment frontend-orders-v6 -m statistic --mode random --probability 0.25000000000 -j DNAT --to-destination [fd00:19:2::2]:8080\n") {
 		t.Errorf("weir diff after deleting the first rule of %s = %d:\n%s\nwant 1 and the IPv6 rule as one the agent wants", svc, code, out)
 	}
+}
+
+// svcChain is the last WEIR-SVC chain of rs's nat table.
+func svcChain(rs *render.Ruleset) string {
+	svc := ""
+	for _, c := range rs.Tables[1].Chains {
+		if strings.HasPrefix(c.Name, "WEIR-SVC-") {
+			svc = c.Name
+		}
+	}
+	return svc
 }

@@ -146,7 +146,11 @@ func BenchmarkRenderIncremental(b *testing.B) {
 //	go test ./reconcile/netfilter -run '^$' -bench ApplyFullRendered -benchtime 1x
 func BenchmarkApplyFullRendered(b *testing.B) {
 	specs, alive := ts.OneChangeSpecs(10000)
-	rs := render.Render(plan.Assign(specs[0], alive, nil), "host-042")
+	applyFullRendered(b, render.Render(plan.Assign(specs[0], alive, nil), "host-042"))
+}
+
+// applyFullRendered runs fullApplyVsFloor of rs on every backend.
+func applyFullRendered(b *testing.B, rs *render.Ruleset) {
 	floorText := netfilter.FullText(rs)
 	natChains := len(tableOf(rs, "nat").Chains)
 	for _, backend := range benchBackends {
@@ -168,15 +172,5 @@ func BenchmarkApplyFullRendered(b *testing.B) {
 //	go test ./reconcile/netfilter -run '^$' -bench ApplyFullRendered6 -benchtime 1x
 func BenchmarkApplyFullRendered6(b *testing.B) {
 	s := ts.RandomSpec(rand.New(rand.NewPCG(7, 10000)), ts.RandomSpecConfig{Balancers: 10000, Hosts: 100, GuestsPerHost: 10, Targets: 5, Family: spec.IPv6})
-	rs := render.RenderWith(plan.Assign(s, ts.HostNames(s), nil), "host-042", render.RenderOptions{Family: spec.IPv6})
-	floorText := netfilter.FullText(rs)
-	natChains := len(tableOf(rs, "nat").Chains)
-	for _, backend := range benchBackends {
-		b.Run(backend+"/10k", func(b *testing.B) {
-			b.ReportAllocs()
-			fullApplyVsFloor(b, backend, rs, floorText)
-			b.ReportMetric(float64(natChains), "nat-chains")
-			b.ReportMetric(float64(rs.Rules()), "rules")
-		})
-	}
+	applyFullRendered(b, render.RenderWith(plan.Assign(s, ts.HostNames(s), nil), "host-042", render.RenderOptions{Family: spec.IPv6}))
 }

@@ -17,22 +17,7 @@ import (
 
 // kernelHarness6 is kernelHarness over ip6tables.
 func kernelHarness6(t testing.TB, backend string) *harness {
-	nf, ns := ts.NewIPTablesWith(t, netfilter.IPTablesOptions{Family: spec.IPv6, Backend: backend})
-	if nf.Family() != spec.IPv6 {
-		t.Fatalf("Family() = %s; want IPv6", nf.Family())
-	}
-	return &harness{
-		name: "ip6tables-" + backend,
-		nf:   nf,
-		exec: func(table string, args ...string) error {
-			_, err := ns.Output(append([]string{"ip6tables-" + backend, "-w", "-t", table}, args...)...)
-			return err
-		},
-		save: func(table string) (string, error) {
-			return ns.Output("ip6tables-"+backend+"-save", "-t", table)
-		},
-		ns: ns,
-	}
+	return familyHarness(t, backend, spec.IPv6)
 }
 
 // fakeHarness6 is fakeHarness over an IPv6 Fake.

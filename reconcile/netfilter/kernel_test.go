@@ -20,16 +20,28 @@ import (
 
 // kernelHarness returns a harness over a real backend in a fresh namespace.
 func kernelHarness(t testing.TB, backend string) *harness {
-	nf, ns := ts.NewIPTables(t, backend)
+	return familyHarness(t, backend, spec.IPv4)
+}
+
+// familyHarness is kernelHarness over the binaries of family (iptables or
+// ip6tables); the harness is named after its backend, prefixed with the
+// command for IPv6.
+func familyHarness(t testing.TB, backend string, family spec.Family) *harness {
+	nf, ns := ts.NewIPTablesWith(t, netfilter.IPTablesOptions{Backend: backend, Family: family})
+	bin := netfilter.Command(family) + "-" + backend
+	name := backend
+	if family == spec.IPv6 {
+		name = bin
+	}
 	return &harness{
-		name: backend,
+		name: name,
 		nf:   nf,
 		exec: func(table string, args ...string) error {
-			_, err := ns.Output(append([]string{"iptables-" + backend, "-w", "-t", table}, args...)...)
+			_, err := ns.Output(append([]string{bin, "-w", "-t", table}, args...)...)
 			return err
 		},
 		save: func(table string) (string, error) {
-			return ns.Output("iptables-"+backend+"-save", "-t", table)
+			return ns.Output(bin+"-save", "-t", table)
 		},
 		ns: ns,
 	}
