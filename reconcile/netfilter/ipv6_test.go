@@ -3,7 +3,6 @@ package netfilter_test
 import (
 	"context"
 	"math/rand/v2"
-	"net/netip"
 	"slices"
 	"strings"
 	"testing"
@@ -119,66 +118,5 @@ func TestIPv4RulesetRefusedByIPv6(t *testing.T) {
 		if nat, _ := h.save("nat"); strings.Contains(nat, netfilter.OwnedPrefix) {
 			t.Errorf("%s: a refused nat transaction left owned chains:\n%s", h.name, nat)
 		}
-	}
-}
-
-// TestConntrackKernelIPv6 is TestConntrackKernel over ip6tables: the
-// conntrack entries of IPv6 UDP flows DNATed to a target that left are
-// deleted, the others kept.
-func TestConntrackKernelIPv6(t *testing.T) {
-	h := kernelHarness6(t, netfilter.BackendNFT)
-	ctx := context.Background()
-	h.ns.Run("ip", "link", "set", "lo", "up")
-	for _, a := range []string{"fd00:20::10", "fd00:19:2::2", "fd00:19:2::3"} {
-		h.ns.Run("ip", "-6", "addr", "add", a+"/128", "dev", "lo", "nodad")
-	}
-	fe := spec.Frontend{Address: netip.MustParseAddr("fd00:20::10"), Port: 5353, Protocol: spec.UDP}
-	a, b := netip.MustParseAddrPort("[fd00:19:2::2]:5353"), netip.MustParseAddrPort("[fd00:19:2::3]:5353")
-	ruleset := func(targets ...netip.AddrPort) *render.Ruleset {
-		c := render.Chain{Name: "WEIR-SVC-UDP"}
-		for i, to := range targets {
-			stat := ""
-			if left := len(targets) - i; left > 1 {
-				stat = "-m statistic --mode nth --every 2 --packet 0 "
-			}
-			c.Rules = append(c.Rules, "-d fd00:20::10/128 -p udp -m udp --dport 5353 "+stat+"-j DNAT --to-destination "+to.String())
-		}
-		return &render.Ruleset{Family: spec.IPv6,
-			Tables: []render.Table{{Name: "nat", Chains: []render.Chain{c},
-				Jumps: []render.Jump{{Chain: "OUTPUT", Rule: []string{"-j", "WEIR-SVC-UDP"}}}}},
-			Flows: []render.Flow{{Balancer: "udp", Frontend: fe, Targets: targets}},
-		}
-	}
-	s := netfilter.NewSyncer(h.nf, netfilter.SyncerOptions{})
-	if _, err := s.Apply(ctx, ruleset(a, b)); err != nil {
-		t.Fatal(err)
-	}
-	for range 4 {
-		h.ns.Run("bash", "-c", "echo hi >/dev/udp/fd00:20::10/5353")
-	}
-	entries := func() map[string]int {
-		out := h.ns.Run("conntrack", "-L", "-f", "ipv6", "-p", "udp", "--orig-dst", "fd00:20::10")
-		got := map[string]int{}
-		for _, l := range strings.Split(out, "\n") {
-			for _, to := range []netip.AddrPort{a, b} {
-				if strings.Contains(l, "src="+to.Addr().String()+" ") {
-					got[to.Addr().String()]++
-				}
-			}
-		}
-		return got
-	}
-	if before := entries(); before[a.Addr().String()] != 2 || before[b.Addr().String()] != 2 {
-		t.Fatalf("conntrack entries per target before = %v; want 2 each", before)
-	}
-	res, err := s.Apply(ctx, ruleset(a))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.ConntrackDeleted != 2 {
-		t.Errorf("Apply(without %s).ConntrackDeleted = %d; want 2", b, res.ConntrackDeleted)
-	}
-	if after := entries(); after[a.Addr().String()] != 2 || after[b.Addr().String()] != 0 {
-		t.Errorf("conntrack entries per target after = %v; want 2 for %s, none for %s", after, a.Addr(), b.Addr())
 	}
 }
