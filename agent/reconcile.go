@@ -122,7 +122,7 @@ func (s *syncers) Apply(ctx context.Context, rs render.Rulesets) error {
 				errs = append(errs, fmt.Errorf("%s: %w", netfilter.Command(f), err))
 			}
 		case rs[f].Balancers() > 0:
-			errs = append(errs, fmt.Errorf("%d %s balancers to set, but %s is unavailable: %w", rs[f].Balancers(), f, netfilter.Command(f), s.errors[f]))
+			errs = append(errs, fmt.Errorf("%s balancers to set (%d), but %s is unavailable: %w", f, rs[f].Balancers(), netfilter.Command(f), s.errors[f]))
 		}
 	}
 	return errors.Join(errs...)

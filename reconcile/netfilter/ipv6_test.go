@@ -120,3 +120,24 @@ func TestIPv4RulesetRefusedByIPv6(t *testing.T) {
 		}
 	}
 }
+
+// With the backend left to detection, ip6tables' own --version decides it,
+// and the restore and save binaries are ip6tables'.
+func TestIPv6BackendDetected(t *testing.T) {
+	ns := ts.NewNetns(t)
+	auto, err := netfilter.NewIPTables(netfilter.IPTablesOptions{Family: spec.IPv6, Netns: ns.Name})
+	if err != nil {
+		t.Skipf("ip6tables: %v", err)
+	}
+	if b := auto.Backend(); b != netfilter.BackendNFT && b != netfilter.BackendLegacy {
+		t.Errorf("detected backend %q", b)
+	}
+	// A restore through the detected binaries lands in ip6tables.
+	text := "*nat\n:WEIR-T - [0:0]\n-A WEIR-T -d fd00:20::1/128 -j RETURN\nCOMMIT\n"
+	if err := auto.Restore(context.Background(), []byte(text)); err != nil {
+		t.Fatal(err)
+	}
+	if saved, err := auto.Save(context.Background(), "nat"); err != nil || !strings.Contains(string(saved), "-A WEIR-T -d fd00:20::1/128 -j RETURN") {
+		t.Errorf("ip6tables-save after the restore = %q, %v", saved, err)
+	}
+}
