@@ -19,19 +19,16 @@ import (
 
 const frontend6 = "[fd00:20::10]:80"
 
-// newDualEnv is newBasicEnv on a dual-stack lab.
-func newDualEnv(t *testing.T) *env {
+// newDualEnv is newEnv on a dual-stack lab.
+func newDualEnv(t *testing.T, guests ...int) *env {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("skipping: the e2e tests need root to create network namespaces and program iptables (run as root, e.g. sudo make test)")
 	}
-	l := lab.ForTest(t, lab.Options{Hosts: 3, Guests: []int{1, 1, 1}, Git: true, IPv6: true})
+	l := lab.ForTest(t, lab.Options{Hosts: len(guests), Guests: guests, Git: true, IPv6: true})
 	w := &lab.Weir{Bin: weirBin, Lab: l, StatusFromAPI: os.Getenv("WEIR_E2E_STATUS") == "api"}
 	t.Cleanup(w.CloseIdleConnections)
-	e := &env{t: t, ctx: t.Context(), lab: l, weir: w}
-	e.serve(l.Guest(2, 1), "orders-1")
-	e.serve(l.Guest(3, 1), "orders-2")
-	return e
+	return &env{t: t, ctx: t.Context(), lab: l, weir: w}
 }
 
 // dualHosts is basicHosts with every guest dual-stack and every host at its
@@ -100,7 +97,9 @@ var foreignSetup6 = [][]string{
 // is repaired; foreign ip6tables rules survive the applies, a change, the
 // repair and `weir cleanup`, which removes weir's chains of both families.
 func TestDualStack(t *testing.T) {
-	e := newDualEnv(t)
+	e := newDualEnv(t, 1, 1, 1)
+	e.serve(e.lab.Guest(2, 1), "orders-1")
+	e.serve(e.lab.Guest(3, 1), "orders-2")
 	foreign := e.setUpForeign("ip6tables", foreignSetup6, e.rules6)
 	check := func(stage string) {
 		t.Helper()
@@ -169,5 +168,37 @@ func TestDualStack(t *testing.T) {
 				t.Errorf("after weir cleanup %s iptables %s still has %q", h.Name, tb, got)
 			}
 		}
+	}
+}
+
+// TestHairpinIPv6: over IPv6, a source guest that is itself a target
+// reaches itself, and the other target on its host too, through the
+// masquerade of the setting host; the target on another host is not
+// masqueraded.
+func TestHairpinIPv6(t *testing.T) {
+	e := newDualEnv(t, 2, 1)
+	e.serve(e.lab.Guest(1, 1), "web-1")
+	e.serve(e.lab.Guest(1, 2), "orders-1")
+	e.serve(e.lab.Guest(2, 1), "orders-2")
+	g := func(h, j int) string { return e.lab.Guest(h, j).Addr + "," + e.lab.Guest(h, j).Addr6 }
+	hosts := []hostSpec{
+		{"host-a", "198.18.0.1", []guestSpec{{"web-1", g(1, 1), []string{"frontend", "orders"}}, {"orders-1", g(1, 2), []string{"orders"}}}},
+		{"host-b", "198.18.0.2", []guestSpec{{"orders-2", g(2, 1), []string{"orders"}}}},
+	}
+	b6 := ordersBalancer(nil)
+	b6.name, b6.addr = "frontend-orders-v6", `"fd00:20::10"`
+	c := e.push("hairpin over IPv6", renderSpecs(hosts, []balancerSpec{b6}))
+	e.startAgents()
+	e.waitConverged(c)
+	r := e.dial(e.lab.Guest(1, 1), "tcp", frontend6, 300)
+	assertSplit(t, "300 IPv6 connections, the source among the targets", r, map[string]float64{"web-1": 1.0 / 3, "orders-1": 1.0 / 3, "orders-2": 1.0 / 3})
+	masq := 0
+	for _, l := range e.rules6(e.host("host-a"), "nat") {
+		if strings.Contains(l, "-j WEIR-MARK-MASQ") {
+			masq++
+		}
+	}
+	if masq != 2 {
+		t.Errorf("host-a marks %d targets for masquerading; want 2 (web-1 and orders-1)", masq)
 	}
 }
