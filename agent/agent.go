@@ -45,7 +45,7 @@ const (
 	// DefaultPassTimeout bounds one reconcile pass: planning, applying and
 	// checking for drift. A pass usually takes milliseconds and iptables
 	// waits at most a few seconds for the xtables lock, but the first full
-	// apply of 10,000 balancers takes about 9 s on nft (BENCHMARKS.md): the
+	// apply of 10,000 balancers takes seconds on nft (BENCHMARKS.md): the
 	// bound leaves room for a loaded host.
 	DefaultPassTimeout = 2 * time.Minute
 )
@@ -158,6 +158,10 @@ type Config struct {
 	API APIConfig
 	// GossipEncrypted says whether gossip is encrypted; Status reports it.
 	GossipEncrypted bool
+	// ReturnMemory hands the heap a pass left over back to the system
+	// after the pass (see memoryGovernor). It acts on the whole process:
+	// the daemon sets it, tests that run agents side by side do not.
+	ReturnMemory bool
 	// Build labels weir_build_info.
 	Build  Build
 	Logger *slog.Logger
@@ -171,12 +175,12 @@ type KeyManager interface {
 }
 
 // Deps are the adapters the agent drives. Source, Cluster and Syncer are
-// required; Load defaults to spec.Load, Planner to ReconcilePlanner and Status
-// to cluster.BuildStatus. Keys is optional: without it /keys answers 501.
-// Probe runs the health checks of this host's guests (default: over the
-// network, health.NewNetProbe). Counters (and Counters6, for IPv6
-// balancers) are optional: without them /balancers/NAME reports no
-// connection counts.
+// required; Load defaults to a spec.Loader's (which decodes only the files
+// that changed since the previous revision), Planner to ReconcilePlanner and
+// Status to cluster.BuildStatus. Keys is optional: without it /keys answers
+// 501. Probe runs the health checks of this host's guests (default: over the
+// network, health.NewNetProbe). Counters (and Counters6, for IPv6 balancers)
+// are optional: without them /balancers/NAME reports no connection counts.
 type Deps struct {
 	Source   source.Source
 	Load     LoadFunc
@@ -196,7 +200,7 @@ type Deps struct {
 type revisionSpec struct {
 	revision string
 	spec     *spec.Spec
-	fsys     fs.FS // where it was loaded from, for persisting
+	fsys     fs.FS // where it was loaded from, for persisting; nil once persisted
 }
 
 // appliedState is what is in the kernel, as far as this agent knows.
@@ -219,6 +223,7 @@ type Agent struct {
 	log     *slog.Logger
 	clock   Clock
 	metrics *metrics
+	memory  *memoryGovernor
 
 	refresh   chan struct{} // fetch now: POST /refresh or the source changed
 	fetchDone chan fetched  // the fetch worker's answers; one fetch runs at a time
@@ -245,6 +250,7 @@ type Agent struct {
 	passErr    error         // why the last pass did not finish in time
 	saveErr    error         // why the last good revision could not be saved
 	unsaved    *revisionSpec // a last good revision not saved yet
+	saved      *savedTree    // the last good revision as last saved (worker only)
 	lastHint   string        // newest revision hinted by another node
 	announced  *cluster.NodeState
 	settled    bool
@@ -277,6 +283,7 @@ func New(cfg Config, deps Deps) (*Agent, error) {
 		healthWake:   make(chan struct{}, 1),
 		healthReplan: make(chan struct{}, 1),
 		counterSlots: make(chan struct{}, maxCounterReads),
+		memory:       newMemoryGovernor(cfg.ReturnMemory),
 		ready:        make(chan struct{}),
 	}
 	a.prober = a.newProber(deps.Probe)
@@ -287,7 +294,7 @@ func New(cfg Config, deps Deps) (*Agent, error) {
 
 func (d *Deps) defaults() {
 	if d.Load == nil {
-		d.Load = spec.Load
+		d.Load = new(spec.Loader).Load
 	}
 	if d.Planner == nil {
 		d.Planner = ReconcilePlanner()

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -37,7 +38,10 @@ func (a *Agent) saveLastGood() {
 	if rs == nil {
 		return
 	}
-	err := writeLastGood(a.cfg.StateDir, rs.revision, rs.fsys)
+	saved, err := writeLastGood(a.cfg.StateDir, rs.revision, rs.fsys, a.saved)
+	if err == nil {
+		a.saved = saved
+	}
 	if err != nil {
 		a.metrics.saveErrors.Inc()
 		a.log.Error("persisting the last good revision failed; retrying on the next pass", "revision", rs.revision, "err", err)
@@ -48,17 +52,30 @@ func (a *Agent) saveLastGood() {
 	a.saveErr = err
 	if err == nil && a.unsaved == rs {
 		a.unsaved = nil
+		// Saved: the tree's files are needed no more, only its Spec.
+		rs.fsys = nil
 	}
 }
 
-// writeLastGood persists the spec files of fsys as the last good revision rev.
-func writeLastGood(stateDir, rev string, fsys fs.FS) error {
+// savedTree is the last good revision as last written: its directory and
+// the SHA-256 of every spec file in it whose hash the tree knew, so that the
+// next save links the files that did not change instead of writing (and
+// syncing) them again.
+type savedTree struct {
+	dir  string
+	sums map[string][sha256.Size]byte
+}
+
+// writeLastGood persists the spec files of fsys as the last good revision
+// rev, taking the files prev holds with the same content from there, and
+// returns what it wrote.
+func writeLastGood(stateDir, rev string, fsys fs.FS, prev *savedTree) (*savedTree, error) {
 	if err := os.MkdirAll(stateDir, 0o700); err != nil {
-		return fmt.Errorf("creating state directory %s: %w", stateDir, err)
+		return nil, fmt.Errorf("creating state directory %s: %w", stateDir, err)
 	}
 	dir, err := os.MkdirTemp(stateDir, lastGoodPrefix)
 	if err != nil {
-		return fmt.Errorf("creating last good directory: %w", err)
+		return nil, fmt.Errorf("creating last good directory: %w", err)
 	}
 	ok := false
 	defer func() {
@@ -66,30 +83,32 @@ func writeLastGood(stateDir, rev string, fsys fs.FS) error {
 			os.RemoveAll(dir)
 		}
 	}()
-	if err := copySpecs(fsys, filepath.Join(dir, specsDir)); err != nil {
-		return err
+	saved := &savedTree{dir: dir, sums: map[string][sha256.Size]byte{}}
+	c := specCopier{fsys: fsys, dst: filepath.Join(dir, specsDir), prev: prev, saved: saved}
+	if err := c.copy(); err != nil {
+		return nil, err
 	}
 	if err := writeFileSync(filepath.Join(dir, revisionFile), []byte(rev+"\n")); err != nil {
-		return err
+		return nil, err
 	}
 	if err := syncDir(dir); err != nil {
-		return err
+		return nil, err
 	}
 	tmpLink := filepath.Join(stateDir, lastGoodLink+".tmp")
 	os.Remove(tmpLink)
 	if err := os.Symlink(filepath.Base(dir), tmpLink); err != nil {
-		return fmt.Errorf("linking last good revision: %w", err)
+		return nil, fmt.Errorf("linking last good revision: %w", err)
 	}
 	if err := os.Rename(tmpLink, filepath.Join(stateDir, lastGoodLink)); err != nil {
 		os.Remove(tmpLink)
-		return fmt.Errorf("switching last good revision: %w", err)
+		return nil, fmt.Errorf("switching last good revision: %w", err)
 	}
 	ok = true
 	if err := syncDir(stateDir); err != nil {
-		return err
+		return nil, err
 	}
 	removeStale(stateDir, filepath.Base(dir))
-	return nil
+	return saved, nil
 }
 
 // removeStale deletes last-good-* directories other than keep: earlier
@@ -106,15 +125,23 @@ func removeStale(stateDir, keep string) {
 	}
 }
 
-// copySpecs copies the spec files of fsys into dst, skipping hidden files
+// specCopier copies the spec files of fsys into dst, skipping hidden files
 // and directories: what the loader reads (spec.IsSpecFile, spec.IsHidden). A
 // symlinked file is copied as its content (the loader has already refused
-// links that leave the tree).
-func copySpecs(fsys fs.FS, dst string) error {
-	if err := os.MkdirAll(dst, 0o700); err != nil {
-		return fmt.Errorf("creating %s: %w", dst, err)
+// links that leave the tree). A file whose hash prev holds for the same path
+// is hard-linked from prev's directory: its bytes are on disk already.
+type specCopier struct {
+	fsys  fs.FS
+	dst   string
+	prev  *savedTree
+	saved *savedTree
+}
+
+func (c *specCopier) copy() error {
+	if err := os.MkdirAll(c.dst, 0o700); err != nil {
+		return fmt.Errorf("creating %s: %w", c.dst, err)
 	}
-	return fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
+	return fs.WalkDir(c.fsys, ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return fmt.Errorf("reading spec tree at %s: %w", p, err)
 		}
@@ -126,7 +153,7 @@ func copySpecs(fsys fs.FS, dst string) error {
 		}
 		if d.IsDir() {
 			if p != "." {
-				if err := os.MkdirAll(filepath.Join(dst, filepath.FromSlash(p)), 0o700); err != nil {
+				if err := os.MkdirAll(filepath.Join(c.dst, filepath.FromSlash(p)), 0o700); err != nil {
 					return fmt.Errorf("creating %s: %w", p, err)
 				}
 			}
@@ -135,12 +162,31 @@ func copySpecs(fsys fs.FS, dst string) error {
 		if !spec.IsSpecFile(d.Name()) || !(d.Type().IsRegular() || d.Type()&fs.ModeSymlink != 0) {
 			return nil
 		}
-		b, err := fs.ReadFile(fsys, p)
-		if err != nil {
-			return fmt.Errorf("reading spec file %s: %w", p, err)
-		}
-		return writeFileSync(filepath.Join(dst, filepath.FromSlash(p)), b)
+		return c.file(p)
 	})
+}
+
+// file copies or links the spec file p.
+func (c *specCopier) file(p string) error {
+	to := filepath.Join(c.dst, filepath.FromSlash(p))
+	var sum [sha256.Size]byte
+	known := false
+	if h, ok := c.fsys.(spec.ContentHashFS); ok {
+		sum, known = h.ContentSHA256(p)
+	}
+	if known {
+		c.saved.sums[p] = sum
+		if c.prev != nil {
+			if was, had := c.prev.sums[p]; had && was == sum && os.Link(filepath.Join(c.prev.dir, specsDir, filepath.FromSlash(p)), to) == nil {
+				return nil
+			}
+		}
+	}
+	b, err := fs.ReadFile(c.fsys, p)
+	if err != nil {
+		return fmt.Errorf("reading spec file %s: %w", p, err)
+	}
+	return writeFileSync(to, b)
 }
 
 // loadLastGood returns the persisted last good revision and its spec tree; the

@@ -1,11 +1,14 @@
 package agent
 
 import (
+	"crypto/sha256"
 	"errors"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"testing/fstest"
 	"time"
@@ -22,11 +25,11 @@ func TestLastGoodRoundTrip(t *testing.T) {
 		"README.md":        {Data: []byte("not a spec")},
 		".git/config.yaml": {Data: []byte("hidden")},
 	}
-	if err := writeLastGood(dir, "rev1", tree); err != nil {
+	if _, err := writeLastGood(dir, "rev1", tree, nil); err != nil {
 		t.Fatalf("saveLastGood: %v", err)
 	}
 	second := fstest.MapFS{"hosts/b.yaml": {Data: []byte("kind: Host\nname: b\n")}}
-	if err := writeLastGood(dir, "rev2", second); err != nil {
+	if _, err := writeLastGood(dir, "rev2", second, nil); err != nil {
 		t.Fatalf("saveLastGood: %v", err)
 	}
 	rev, fsys, err := loadLastGood(dir)
@@ -75,7 +78,8 @@ func TestLastGoodCopiesOnlySpecFiles(t *testing.T) {
 	must(os.Symlink("sub/h.yaml", filepath.Join(src, "link.yaml")))
 
 	state := t.TempDir()
-	must(writeLastGood(state, "dir:abc", os.DirFS(src)))
+	_, err := writeLastGood(state, "dir:abc", os.DirFS(src), nil)
+	must(err)
 	_, fsys, err := loadLastGood(state)
 	must(err)
 	var got []string
@@ -120,5 +124,66 @@ func TestLastGoodSaveFailureIsReportedAndRetried(t *testing.T) {
 	waitAdvancing(t, h.clk, time.Second, "the save retried", func() bool { return h.a.State().Error == "" })
 	if rev, _, err := loadLastGood(state); err != nil || rev != revisionOf(specA) {
 		t.Errorf("loadLastGood = %q, %v; want %q", rev, err, revisionOf(specA))
+	}
+}
+
+// sumMapFS is a MapFS that knows its files' hashes, as agent snapshots do.
+type sumMapFS struct{ fstest.MapFS }
+
+func (m sumMapFS) ContentSHA256(name string) ([sha256.Size]byte, bool) {
+	f, ok := m.MapFS[name]
+	if !ok {
+		return [sha256.Size]byte{}, false
+	}
+	return sha256.Sum256(f.Data), true
+}
+
+// TestLastGoodLinksUnchangedFiles: a save after another one hard-links the
+// files whose content did not change from the previous save's directory
+// (so they are neither written nor synced again) and writes the others;
+// what loads back is the new revision exactly.
+func TestLastGoodLinksUnchangedFiles(t *testing.T) {
+	state := t.TempDir()
+	first := sumMapFS{fstest.MapFS{"a.yaml": {Data: []byte("a")}, "d/b.yaml": {Data: []byte("b")}, "c.yaml": {Data: []byte("c")}}}
+	saved, err := writeLastGood(state, "rev1", first, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inode := func(dir, p string) uint64 {
+		fi, err := os.Stat(filepath.Join(dir, specsDir, p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Sys().(*syscall.Stat_t).Ino
+	}
+	before := map[string]uint64{"a.yaml": inode(saved.dir, "a.yaml"), "d/b.yaml": inode(saved.dir, "d/b.yaml"), "c.yaml": inode(saved.dir, "c.yaml")}
+	second := sumMapFS{fstest.MapFS{"a.yaml": {Data: []byte("a")}, "d/b.yaml": {Data: []byte("b2")}, "e.yaml": {Data: []byte("c")}}}
+	next, err := writeLastGood(state, "rev2", second, saved)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if inode(next.dir, "a.yaml") != before["a.yaml"] {
+		t.Errorf("unchanged a.yaml was written again; want it linked")
+	}
+	if inode(next.dir, "d/b.yaml") == before["d/b.yaml"] || inode(next.dir, "e.yaml") == before["c.yaml"] {
+		t.Errorf("a changed file, or one at another path, was linked; want it written")
+	}
+	rev, fsys, err := loadLastGood(state)
+	if err != nil || rev != "rev2" {
+		t.Fatalf("loadLastGood = %q, %v; want rev2", rev, err)
+	}
+	got := map[string]string{}
+	for _, p := range []string{"a.yaml", "d/b.yaml", "e.yaml"} {
+		b, err := fs.ReadFile(fsys, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got[p] = string(b)
+	}
+	if want := map[string]string{"a.yaml": "a", "d/b.yaml": "b2", "e.yaml": "c"}; !maps.Equal(got, want) {
+		t.Errorf("loaded back %v; want %v", got, want)
+	}
+	if _, err := os.Stat(filepath.Join(saved.dir)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the previous revision's directory is still there (%v)", err)
 	}
 }

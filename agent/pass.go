@@ -40,6 +40,7 @@ func (a *Agent) pass(parent context.Context, p pending, hold bool) (failed bool)
 	}
 	a.passEnds(start, overran)
 	a.announce()
+	a.memory.afterPass(a.clock.Now())
 
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -146,11 +147,17 @@ func (a *Agent) recordApplied(cand, good, target *revisionSpec, in planInputs, d
 	a.log.Info("applied rules", "revision", target.revision, "digest", d.Digest, "alive", alive, "balancers", d.Balancers, "rules", d.Rules,
 		"unhealthy_targets", d.Health.Total())
 
-	if cand != nil && (good == nil || good.revision != cand.revision) && a.cfg.StateDir != "" {
-		a.mu.Lock()
-		a.unsaved = cand
-		a.mu.Unlock()
+	if cand == nil {
+		return
 	}
+	a.mu.Lock()
+	if (good == nil || good.revision != cand.revision) && a.cfg.StateDir != "" {
+		a.unsaved = cand
+	} else {
+		// Nothing to persist: keep the Spec, not a copy of the tree's files.
+		cand.fsys = nil
+	}
+	a.mu.Unlock()
 }
 
 // checkDrift compares the live rules with the applied ones and repairs drift.

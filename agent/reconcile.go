@@ -29,7 +29,10 @@ type reconcilePlanner struct {
 // Plan implements Planner.
 func (rp *reconcilePlanner) Plan(s *spec.Spec, alive []string, health plan.Health, node string) Desired {
 	p := plan.Assign(s, alive, health)
-	digest := p.Digest()
+	// The digest and the rendering only read p: on a host with a spare core
+	// the digest (a hash of the whole plan) costs a change no time.
+	digest := make(chan string, 1)
+	go func() { digest <- p.Digest() }()
 	rp.mu.Lock()
 	if rp.renderers[spec.IPv4] == nil || rp.node != node {
 		for _, f := range spec.Families() {
@@ -43,7 +46,7 @@ func (rp *reconcilePlanner) Plan(s *spec.Spec, alive []string, health plan.Healt
 	}
 	rp.mu.Unlock()
 	summary, failOpen := healthOf(p)
-	return Desired{Digest: digest, Rulesets: rs, Balancers: rs.Balancers(), Rules: rs.Rules(), Health: summary, FailOpen: failOpen}
+	return Desired{Digest: <-digest, Rulesets: rs, Balancers: rs.Balancers(), Rules: rs.Rules(), Health: summary, FailOpen: failOpen}
 }
 
 // healthOf summarizes the unhealthy targets and failing-open balancers of

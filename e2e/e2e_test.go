@@ -423,8 +423,14 @@ func TestHairpin(t *testing.T) {
 	e.startAgents()
 	e.waitConverged(c)
 	web := e.lab.Guest(1, 1)
+	hostA := e.host("host-a")
 	r := e.dial(web, "tcp", frontend, 200)
 	assertSplit(t, "200 connections, one target on the source's host", r, map[string]float64{"orders-1": 0.5, "orders-2": 0.5})
+	// Only the connections to the target on host-a were masqueraded: those
+	// to host-b keep web-1's address.
+	if got, want := e.masqueraded(hostA), r.Counts()["orders-1"]; got != want {
+		t.Errorf("host-a masqueraded %d connections; want the %d to its own guest orders-1", got, want)
+	}
 
 	hosts[1].guests[0].services = []string{"billing"}
 	c = e.push("only the local target", renderSpecs(hosts, []balancerSpec{ordersBalancer(nil)}))
@@ -433,6 +439,55 @@ func TestHairpin(t *testing.T) {
 	if got := r.Counts()["orders-1"]; got != 50 {
 		t.Errorf("only the local target: %v; want orders-1=50", r)
 	}
+
+	// A port forward to a guest of host-a that weir does not own is not
+	// masqueraded by weir.
+	before := e.masqueraded(hostA)
+	e.execIn(hostA, "iptables", "-t", "nat", "-I", "PREROUTING", "-d", "198.20.0.99", "-p", "tcp", "--dport", "80", "-j", "DNAT", "--to-destination", "198.19.1.3:8080")
+	r = e.dial(web, "tcp", "198.20.0.99:80", 20)
+	if got := r.Counts()["orders-1"]; got != 20 {
+		t.Errorf("a foreign port forward to orders-1: %v; want orders-1=20", r)
+	}
+	if got := e.masqueraded(hostA); got != before {
+		t.Errorf("weir masqueraded %d connections of a port forward it does not own", got-before)
+	}
+
+	// web-1 is a target of its own balancer: it reaches itself.
+	e.serve(web, "web-1")
+	hosts[0].guests[0].services = []string{"frontend", "orders"}
+	c = e.push("the source is a target", renderSpecs(hosts, []balancerSpec{ordersBalancer(nil)}))
+	e.waitConverged(c)
+	r = e.dial(web, "tcp", frontend, 100)
+	assertSplit(t, "100 connections, the source guest among the targets", r, map[string]float64{"web-1": 0.5, "orders-1": 0.5})
+}
+
+// masqueraded returns how many connections host h's WEIR-POSTROUTING has
+// masqueraded: the packet counter of its MASQUERADE rule, which the first
+// packet of each connection meets.
+func (e *env) masqueraded(h *lab.Host) int {
+	e.t.Helper()
+	out := e.execIn(h, "iptables-save", "-c", "-t", "nat")
+	for _, l := range strings.Split(out, "\n") {
+		if strings.Contains(l, "-A WEIR-POSTROUTING ") && strings.HasSuffix(l, "-j MASQUERADE") {
+			var pkts, bytes int
+			if _, err := fmt.Sscanf(l, "[%d:%d]", &pkts, &bytes); err != nil {
+				e.t.Fatalf("reading the counters of %q: %v", l, err)
+			}
+			return pkts
+		}
+	}
+	e.t.Fatalf("no MASQUERADE rule in %s's WEIR-POSTROUTING:\n%s", h.Name, out)
+	return 0
+}
+
+// execIn runs a command in host h's namespace and fails the test if it fails.
+func (e *env) execIn(h *lab.Host, name string, args ...string) string {
+	e.t.Helper()
+	out, err := e.lab.Exec(e.ctx, h.NS, name, args...)
+	if err != nil {
+		e.t.Fatalf("%s %v in %s: %v: %s", name, args, h.Name, err, out)
+	}
+	return out
 }
 
 // TestDirModeEditorSave: with --dir, an editor-style save (write a temp

@@ -50,26 +50,29 @@ func LoadDir(dir string) (*Spec, error) {
 // sorted by file then line. Any other error means the root itself could not
 // be read.
 func Load(fsys fs.FS) (*Spec, error) {
-	return load(fsys, true)
+	return new(Loader).load(fsys, true)
 }
 
-// load is Load; references=false skips the checks that a balancer's services
-// and weighted guests exist, so a lone Balancer document can be judged on its
-// own (the schema agreement test needs that).
-func load(fsys fs.FS, references bool) (*Spec, error) {
+// load is Loader.Load; references=false skips the checks that a balancer's
+// services and weighted guests exist, so a lone Balancer document can be
+// judged on its own (the schema agreement test needs that).
+func (ld *Loader) load(fsys fs.FS, references bool) (*Spec, error) {
 	l := &loader{fsys: fsys}
 	files, err := l.walk()
 	if err != nil {
 		return nil, err
 	}
 	readable := l.inspect(files)
+	next := make(map[string]*parsedFile, len(readable))
 	if l.withinTreeSize(readable) {
 		for _, f := range readable {
-			if data, ok := l.readLimited(f.path, f.name); ok {
-				l.parseFile(f.path, data)
+			if pf := ld.parsed(l, f); pf != nil {
+				next[f.path] = pf
+				l.add(pf)
 			}
 		}
 	}
+	ld.files = next
 	l.checkTree(references)
 	if len(l.errs) > 0 {
 		l.errs.sort()

@@ -74,12 +74,17 @@ type ruleCase struct {
 
 func runRuleCases(t *testing.T, cases []ruleCase) {
 	t.Helper()
+	// One Loader goes through every case in turn, as an agent goes through
+	// revisions: it must report exactly what a fresh Load does.
+	var ld Loader
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			got := errLines(t, baseTree(t, tc.files))
+			fsys := baseTree(t, tc.files)
+			got := errLines(t, fsys)
 			if !slices.Equal(got, tc.want) {
 				t.Errorf("Load() errors:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tc.want, "\n"))
 			}
+			sameAsLoad(t, &ld, fsys)
 		})
 	}
 }

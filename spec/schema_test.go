@@ -125,7 +125,7 @@ func schemaVerdict(sch *jsonschema.Schema, data []byte) error {
 // own: every check except that services and weighted guests exist elsewhere
 // in the tree, which a lone document cannot satisfy.
 func loaderVerdict(data []byte) ErrorList {
-	_, err := load(fstest.MapFS{"doc.yaml": {Data: data}}, false)
+	_, err := new(Loader).load(fstest.MapFS{"doc.yaml": {Data: data}}, false)
 	if err == nil {
 		return nil
 	}

@@ -20,23 +20,33 @@ var dnsLabelRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
 // and '-', starting and ending with a letter or digit.
 func validName(s string) bool { return len(s) <= 63 && dnsLabelRE.MatchString(s) }
 
-// hostDef is a decoded Host document with what cross-document checks need.
+// hostDef is a decoded Host document with the lines the cross-document
+// checks report at. It keeps no reference to the document's line maps, so
+// a Loader can keep it from one revision to the next for little memory.
 type hostDef struct {
 	Host
-	doc    *docCtx
-	guests []guestDef // in document order
+	addrLine int        // line of spec.address (or its nearest ancestor)
+	guests   []guestDef // in document order
 }
 
 type guestDef struct {
 	Guest
-	path      string   // "spec.guests[i]"
-	addrPaths []string // where each of Guest.Addresses is written
+	addrLines []int // line of each of Guest.Addresses
 }
 
-// balancerDef is a decoded Balancer document.
+// balancerDef is a decoded Balancer document with the lines the
+// cross-document checks report at.
 type balancerDef struct {
 	Balancer
-	doc *docCtx
+	feAddrLine, feLine, sourceLine, targetLine int
+	protoBad                                   bool        // spec.frontend.protocol was rejected
+	weightLines                                []namedLine // of each weight kept, by guest name
+}
+
+// namedLine is the line of one entry of a mapping.
+type namedLine struct {
+	name string
+	line int
 }
 
 // present reports whether path was given and well formed.
@@ -114,12 +124,13 @@ func (d *docCtx) port(path string, v int64) uint16 {
 // host validates a Host document and records it.
 func (d *docCtx) host(doc *hostDoc) {
 	d.apiVersionOf(doc.APIVersion)
-	h := &hostDef{doc: d}
+	h := &hostDef{}
 	d.required("metadata")
 	h.Name = d.name("metadata.name", "host name", doc.Metadata.Name)
 	h.Pos = d.pos("metadata.name")
 	d.required("spec")
 	h.Address = d.addr("spec.address", doc.Spec.Address)
+	h.addrLine = d.lineOf("spec.address")
 	for i, g := range doc.Spec.Guests {
 		p := "spec.guests[" + strconv.Itoa(i) + "]"
 		if !d.bad[p] {
@@ -131,10 +142,10 @@ func (d *docCtx) host(doc *hostDoc) {
 
 // guest validates the guest at path p of a Host document.
 func (d *docCtx) guest(p string, g guestDoc) guestDef {
-	gd := guestDef{path: p}
+	gd := guestDef{}
 	gd.Name = d.name(p+".name", "guest name", g.Name)
 	gd.Pos = d.pos(p + ".name")
-	gd.Addresses, gd.addrPaths = d.guestAddrs(p, g)
+	gd.Addresses, gd.addrLines = d.guestAddrs(p, g)
 	seen := map[string]int{}
 	for j, s := range g.Services {
 		sp := p + ".services[" + strconv.Itoa(j) + "]"
@@ -148,17 +159,20 @@ func (d *docCtx) guest(p string, g guestDoc) guestDef {
 		seen[s] = d.lines[sp]
 		gd.Services = append(gd.Services, s)
 	}
+	// Sorted here, once: a Loader shares the slice with every Spec it
+	// builds from this document.
+	slices.Sort(gd.Services)
 	return gd
 }
 
 // guestAddrs checks the address, or the addresses, of the guest at path p:
 // one of the two fields, one or two unicast addresses, at most one of each
-// family. It returns them IPv4 first, with the path of each.
-func (d *docCtx) guestAddrs(p string, g guestDoc) ([]netip.Addr, []string) {
+// family. It returns them IPv4 first, with the line of each.
+func (d *docCtx) guestAddrs(p string, g guestDoc) ([]netip.Addr, []int) {
 	one, many := p+".address", p+".addresses"
 	if _, given := d.lines[many]; !given {
 		if a := d.unicast(one, d.addr(one, g.Address), "guest"); a.IsValid() {
-			return []netip.Addr{a}, []string{one}
+			return []netip.Addr{a}, []int{d.lineOf(one)}
 		}
 		return nil, nil
 	}
@@ -174,7 +188,7 @@ func (d *docCtx) guestAddrs(p string, g guestDoc) ([]netip.Addr, []string) {
 		return nil, nil
 	}
 	var addrs []netip.Addr
-	var paths []string
+	var lines []int
 	for j, v := range g.Addresses {
 		ap := many + "[" + strconv.Itoa(j) + "]"
 		a := d.unicast(ap, d.addr(ap, v), "guest")
@@ -185,13 +199,13 @@ func (d *docCtx) guestAddrs(p string, g guestDoc) ([]netip.Addr, []string) {
 			d.errorf(ap, "%s: a second %s address (%s after %s); a guest has at most one IPv4 and one IPv6 address", ap, FamilyOf(a), a, addrs[0])
 			continue
 		}
-		addrs, paths = append(addrs, a), append(paths, ap)
+		addrs, lines = append(addrs, a), append(lines, d.lineOf(ap))
 	}
 	if len(addrs) == 2 && FamilyOf(addrs[0]) == IPv6 {
 		addrs[0], addrs[1] = addrs[1], addrs[0]
-		paths[0], paths[1] = paths[1], paths[0]
+		lines[0], lines[1] = lines[1], lines[0]
 	}
-	return addrs, paths
+	return addrs, lines
 }
 
 // unicast reports a, given at path for a frontend or guest (what), when it
@@ -241,7 +255,7 @@ func (d *docCtx) pos(path string) Pos { return Pos{File: d.file, Line: d.lineOf(
 func (d *docCtx) balancer(doc *balancerDoc) {
 	d.apiVersionOf(doc.APIVersion)
 	s := doc.Spec
-	b := &balancerDef{doc: d}
+	b := &balancerDef{}
 	d.required("metadata")
 	b.Name = d.name("metadata.name", "balancer name", doc.Metadata.Name)
 	b.Pos = d.pos("metadata.name")
@@ -256,6 +270,12 @@ func (d *docCtx) balancer(doc *balancerDoc) {
 	b.Strategy = d.strategy(s.Strategy)
 	b.Weights = d.weights(s.Weights, b.Strategy)
 	b.HealthCheck = d.healthCheck(s.HealthCheck, b.TargetPort)
+	b.feAddrLine, b.feLine = d.lineOf("spec.frontend.address"), d.lineOf("spec.frontend")
+	b.sourceLine, b.targetLine = d.lineOf("spec.source"), d.lineOf("spec.target")
+	b.protoBad = d.bad["spec.frontend.protocol"]
+	for _, g := range slices.Sorted(maps.Keys(b.Weights)) {
+		b.weightLines = append(b.weightLines, namedLine{g, d.lineOf("spec.weights." + g)})
+	}
 	d.l.balancers = append(d.l.balancers, b)
 }
 

@@ -49,6 +49,18 @@ type Dir struct {
 
 	mu       sync.Mutex
 	observed string // last revision (or "error:" + message) handed out or notified
+	// events counts the file events Watch has seen; settled is the snapshot
+	// its last settle read, with the count when that read began. Latest
+	// hands it out instead of reading the tree again while no event came
+	// since: a change notified is then read once, not twice.
+	events  uint64
+	settled *settledRead
+}
+
+// settledRead is a snapshot Watch read, and the event count before it.
+type settledRead struct {
+	snap   Snapshot
+	events uint64
 }
 
 var _ Source = (*Dir)(nil)
@@ -91,8 +103,19 @@ func (d *Dir) Root() string { return d.root }
 
 // Latest reads the tree now into an in-memory snapshot. Its Revision is
 // "dir:" + the content hash described at contentRevision, so it is the same
-// for the same spec files whatever their modification times.
+// for the same spec files whatever their modification times. While Watch
+// runs, the snapshot it read to notice the last change is handed out
+// instead, once, as long as no file event came since that read began.
 func (d *Dir) Latest(ctx context.Context) (Snapshot, error) {
+	d.mu.Lock()
+	if sr := d.settled; sr != nil && sr.events == d.events {
+		// Handed out once: the source keeps no copy of the tree between changes.
+		d.settled = nil
+		d.observed = sr.snap.Revision
+		d.mu.Unlock()
+		return sr.snap, nil
+	}
+	d.mu.Unlock()
 	snap, err := d.read(ctx)
 	d.mu.Lock()
 	d.observed = observation(snap.Revision, err)
@@ -224,6 +247,7 @@ func (d *Dir) Watch(ctx context.Context, changed func()) {
 		return
 	}
 	defer w.Close()
+	defer d.forgetSettled() // unwatched, nothing would tell it is stale
 	d.addTree(w, d.root)
 	// Settle once at start: edits made between the caller's first Latest and
 	// the watches being in place produced no event.
@@ -238,6 +262,7 @@ func (d *Dir) Watch(ctx context.Context, changed func()) {
 				return
 			}
 			if d.handle(w, ev) {
+				d.noteEvent()
 				q.touch()
 			}
 		case err, ok := <-w.Errors:
@@ -245,6 +270,7 @@ func (d *Dir) Watch(ctx context.Context, changed func()) {
 				return
 			}
 			if d.watchError(w, err) {
+				d.noteEvent()
 				q.touch()
 			}
 		case <-q.timer.C:
@@ -352,6 +378,9 @@ func (d *Dir) dropTree(w *fsnotify.Watcher, p string) {
 // settle re-reads the tree and calls changed when what Latest would return
 // differs from what was last handed out.
 func (d *Dir) settle(ctx context.Context, changed func()) {
+	d.mu.Lock()
+	events := d.events
+	d.mu.Unlock()
 	snap, err := d.read(ctx)
 	if ctx.Err() != nil {
 		return
@@ -360,11 +389,29 @@ func (d *Dir) settle(ctx context.Context, changed func()) {
 	d.mu.Lock()
 	moved := obs != d.observed
 	d.observed = obs
+	d.settled = nil
+	if err == nil {
+		d.settled = &settledRead{snap: snap, events: events}
+	}
 	d.mu.Unlock()
 	if moved {
 		d.log.Debug("spec directory changed", "dir", d.root, "revision", snap.Revision, "err", err)
 		changed()
 	}
+}
+
+// forgetSettled drops the snapshot Watch read.
+func (d *Dir) forgetSettled() {
+	d.mu.Lock()
+	d.settled = nil
+	d.mu.Unlock()
+}
+
+// noteEvent counts a file event: a snapshot read before it is stale.
+func (d *Dir) noteEvent() {
+	d.mu.Lock()
+	d.events++
+	d.mu.Unlock()
 }
 
 // osTree is a linkTree over a directory on disk.

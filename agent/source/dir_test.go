@@ -10,6 +10,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -374,5 +375,40 @@ func TestDirWatchMaxDelay(t *testing.T) {
 	}
 	if n := c.n(); n < 3 {
 		t.Fatalf("%d notifications during a second of continuous writes; want at least 3 (MaxDelay 200ms)", n)
+	}
+}
+
+// TestDirLatestTakesTheSettledRead: the snapshot Watch read to notice a
+// change is what Latest hands out next, not a second read of the tree; an
+// event after that read, or the end of Watch, makes Latest read again.
+func TestDirLatestTakesTheSettledRead(t *testing.T) {
+	w := startDirWatch(t, map[string]string{"hosts.yaml": hostYAML})
+	writeTree(t, w.root, map[string]string{"hosts.yaml": hostYAML + "# v2\n"})
+	waitFor(t, 5*time.Second, "notification", func() bool { return w.c.n() >= 1 })
+	nodes := func() uintptr {
+		snap, err := w.src.Latest(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return reflect.ValueOf(snap.FS.(memFS).nodes).Pointer()
+	}
+	w.src.mu.Lock()
+	settled := reflect.ValueOf(w.src.settled.snap.FS.(memFS).nodes).Pointer()
+	w.src.mu.Unlock()
+	if nodes() != settled {
+		t.Fatalf("Latest read the tree again after Watch had read it")
+	}
+	if a, b := nodes(), nodes(); a == b || a == settled {
+		t.Fatalf("Latest handed out the settled read twice; want it once, then fresh reads")
+	}
+	// A read Watch settled, then an event after it: Latest reads again.
+	writeTree(t, w.root, map[string]string{"hosts.yaml": hostYAML + "# v3\n"})
+	waitFor(t, 5*time.Second, "second notification", func() bool { return w.c.n() >= 2 })
+	w.src.noteEvent() // as Watch does for any event after its read
+	w.src.mu.Lock()
+	settled = reflect.ValueOf(w.src.settled.snap.FS.(memFS).nodes).Pointer()
+	w.src.mu.Unlock()
+	if nodes() == settled {
+		t.Fatalf("Latest handed out the settled read after a later event")
 	}
 }

@@ -100,9 +100,10 @@ type Git struct {
 	urlPass  string                 // a password that came in the URL, sent as basic auth
 	log      *slog.Logger
 
-	mu   sync.Mutex // serializes Latest: one fetch and checkout at a time
-	repo *git.Repository
-	last Snapshot // last good snapshot returned
+	mu    sync.Mutex // serializes Latest: one fetch and checkout at a time
+	repo  *git.Repository
+	last  Snapshot  // last good snapshot returned
+	blobs blobNodes // the files of last, by blob: the next snapshot reads only new blobs
 
 	smu      sync.Mutex
 	observed string // last remote observation, see Watch
@@ -350,7 +351,7 @@ func (g *Git) latest(ctx context.Context) (Snapshot, string, error) {
 	if err != nil {
 		return Snapshot{}, hash.String(), err
 	}
-	snap, err := snapshotTree(repo.Storer, tree)
+	snap, blobs, err := snapshotTree(repo.Storer, tree, g.blobs)
 	if err != nil {
 		err = fmt.Errorf("git source %s: reading commit %s: %w", g.name, short(hash), err)
 		return Snapshot{}, errorObservation(err), err
@@ -363,7 +364,7 @@ func (g *Git) latest(ctx context.Context) (Snapshot, string, error) {
 		g.log.Warn("checking out worktree", "commit", short(hash), "err", err)
 	}
 	g.log.Info("new revision", "commit", short(hash))
-	g.last = snap
+	g.last, g.blobs = snap, blobs
 	return snap, hash.String(), nil
 }
 

@@ -167,9 +167,9 @@ func (g *Git) refSpec() config.RefSpec {
 	return config.RefSpec(fmt.Sprintf("+%s:%s", g.refName, g.trackRef))
 }
 
-// fetch fetches the branch with depth 1, within Timeout, and returns the
-// commit it now points to (listed may already be stale when someone pushed
-// in between).
+// fetch fetches the branch shallow (see fetchDepth), within Timeout, and
+// returns the commit it now points to (listed may already be stale when
+// someone pushed in between).
 func (g *Git) fetch(ctx context.Context, repo *git.Repository, listed plumbing.Hash) (plumbing.Hash, error) {
 	ctx, cancel := context.WithTimeout(ctx, g.cfg.Timeout)
 	defer cancel()
@@ -181,7 +181,7 @@ func (g *Git) fetch(ctx context.Context, repo *git.Repository, listed plumbing.H
 	err = repo.FetchContext(ctx, &git.FetchOptions{
 		RemoteName: remoteName,
 		RefSpecs:   []config.RefSpec{g.refSpec()},
-		Depth:      1,
+		Depth:      g.fetchDepth(repo),
 		Force:      true,
 		Tags:       git.NoTags,
 		Auth:       auth,
@@ -201,6 +201,26 @@ func (g *Git) fetch(ctx context.Context, repo *git.Repository, listed plumbing.H
 	}
 	g.log.Debug("fetched", "listed", short(listed), "fetched", short(ref.Hash()), "took", time.Since(start))
 	return ref.Hash(), nil
+}
+
+// fetchDepth is the depth of the next fetch: 1 into a clone that holds no
+// commit of the branch yet, 2 once it does. Asked for depth 1, git
+// upload-pack sends the new commit's whole tree although the clone
+// announces the commit before it (the new commit becomes a shallow boundary
+// whose parent it never walks to): every push of one changed file cost a
+// download and a pack of the whole tree (TestGitFetchesOnlyWhatChanged). At
+// depth 2 the boundary of a single new commit is the commit the clone
+// holds, so only what changed comes; several commits pushed at once cost one
+// whole tree, as depth 1 always did.
+func (g *Git) fetchDepth(repo *git.Repository) int {
+	ref, err := repo.Reference(g.trackRef, true)
+	if err != nil {
+		return 1
+	}
+	if _, err := repo.CommitObject(ref.Hash()); err != nil {
+		return 1
+	}
+	return 2
 }
 
 func errorObservation(err error) string {

@@ -570,3 +570,27 @@ func TestGitStoppedServer(t *testing.T) {
 		t.Fatalf("Latest() after SIGCONT = %s; want %s", snap.Revision, h1)
 	}
 }
+
+// TestGitSnapshotReusesBlobs: a new commit's snapshot takes the files whose
+// blobs the previous snapshot read from there (the same bytes, not a new
+// read) and reads only the changed ones; both snapshots stay intact.
+func TestGitSnapshotReusesBlobs(t *testing.T) {
+	f := newGitFixture(t)
+	f.work.commit("first", map[string]string{"specs/hosts.yaml": hostYAML, "specs/lb/b.yaml": balancerYAML})
+	f.work.push(false)
+	g := f.source(t, nil)
+	first := latest(t, g)
+	f.work.commit("second", map[string]string{"specs/lb/b.yaml": balancerYAML + "# v2\n", "specs/copy.yaml": hostYAML})
+	f.work.push(false)
+	second := latest(t, g)
+	data := func(s Snapshot, name string) []byte { return s.FS.(memFS).nodes[name].data }
+	if &data(first, "hosts.yaml")[0] != &data(second, "hosts.yaml")[0] || &data(first, "hosts.yaml")[0] != &data(second, "copy.yaml")[0] {
+		t.Errorf("the unchanged blob of hosts.yaml was read again; want its bytes shared")
+	}
+	if got := readFS(t, second.FS); !maps.Equal(got, map[string]string{"hosts.yaml": hostYAML, "copy.yaml": hostYAML, "lb/b.yaml": balancerYAML + "# v2\n"}) {
+		t.Errorf("second snapshot = %v", got)
+	}
+	if got := readFS(t, first.FS); !maps.Equal(got, map[string]string{"hosts.yaml": hostYAML, "lb/b.yaml": balancerYAML}) {
+		t.Errorf("first snapshot changed: %v", got)
+	}
+}

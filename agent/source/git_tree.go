@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"time"
 
+	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/storer"
@@ -41,9 +42,16 @@ func (g *Git) specTree(c *object.Commit) (*object.Tree, error) {
 // PATH_MAX does on Linux.
 const maxLinkTarget = 4096
 
-// snapshotTree copies the spec files and symlinks of tree into a snapshot.
-func snapshotTree(objects storer.EncodedObjectStorer, tree *object.Tree) (Snapshot, error) {
+// blobNodes are the regular files of a snapshot by the hash of their Git
+// blob, so that the next snapshot reads only the blobs that changed.
+type blobNodes map[plumbing.Hash]*memNode
+
+// snapshotTree copies the spec files and symlinks of tree into a snapshot,
+// taking the files whose blobs prev holds from there, and returns the
+// snapshot's own blobNodes.
+func snapshotTree(objects storer.EncodedObjectStorer, tree *object.Tree, prev blobNodes) (Snapshot, blobNodes, error) {
 	b := newSnapshotBuilder()
+	blobs := blobNodes{}
 	w := object.NewTreeWalker(tree, true, nil)
 	defer w.Close()
 	for {
@@ -52,23 +60,28 @@ func snapshotTree(objects storer.EncodedObjectStorer, tree *object.Tree) (Snapsh
 			break
 		}
 		if err != nil {
-			return Snapshot{}, err
+			return Snapshot{}, nil, err
 		}
 		if e.Mode == filemode.Dir || e.Mode == filemode.Submodule || !spec.IsSpecFile(name) || spec.IsHiddenPath(name) {
 			continue
 		}
-		if err := addTreeEntry(b, objects, name, e); err != nil {
-			return Snapshot{}, fmt.Errorf("%s: %w", name, err)
+		if n, ok := prev[e.Hash]; ok && e.Mode != filemode.Symlink && !b.pastTreeSize(n.size) {
+			b.reuse(name, n)
+		} else if err := addTreeEntry(b, objects, name, e); err != nil {
+			return Snapshot{}, nil, fmt.Errorf("%s: %w", name, err)
+		}
+		if n := b.nodes[name]; e.Mode != filemode.Symlink && n.summed {
+			blobs[e.Hash] = n
 		}
 		if b.full() {
 			break
 		}
 	}
 	if err := b.addLinkTargets(gitTree{objects, tree}); err != nil {
-		return Snapshot{}, err
+		return Snapshot{}, nil, err
 	}
 	files, _ := b.finish()
-	return Snapshot{FS: files}, nil
+	return Snapshot{FS: files}, blobs, nil
 }
 
 // addTreeEntry adds the file or symlink e, at name, to b.

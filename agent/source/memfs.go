@@ -2,6 +2,7 @@ package source
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"io"
 	"io/fs"
 	"maps"
@@ -28,9 +29,10 @@ type memFS struct {
 }
 
 var (
-	_ fs.ReadLinkFS = memFS{}
-	_ fs.StatFS     = memFS{}
-	_ fs.ReadDirFS  = memFS{}
+	_ fs.ReadLinkFS      = memFS{}
+	_ spec.ContentHashFS = memFS{}
+	_ fs.StatFS          = memFS{}
+	_ fs.ReadDirFS       = memFS{}
 )
 
 // memNode is one file, symlink or directory of a memFS.
@@ -40,6 +42,10 @@ type memNode struct {
 	data     []byte     // a file's kept bytes, or a symlink's target
 	size     int64      // a file's real size, at least len(data)
 	children []*memNode // a directory's entries, sorted by name
+	// sum is the SHA-256 of a regular file's whole content, when summed:
+	// every file the snapshot read (not those past spec.MaxTreeSize).
+	sum    [sha256.Size]byte
+	summed bool
 }
 
 // newMemFS returns the tree holding files (path → file or symlink node) and
@@ -91,6 +97,17 @@ func (m memFS) Stat(name string) (fs.FileInfo, error) {
 		return nil, err
 	}
 	return n.realInfo(), nil
+}
+
+// ContentSHA256 returns the SHA-256 of the whole content of the regular
+// file name (after following symlinks), which the snapshot computed when
+// it read the file, so that a spec.Loader can skip the files it has seen.
+func (m memFS) ContentSHA256(name string) ([sha256.Size]byte, bool) {
+	n, err := m.resolve("open", name)
+	if err != nil || !n.mode.IsRegular() || !n.summed {
+		return [sha256.Size]byte{}, false
+	}
+	return n.sum, true
 }
 
 // ReadDir returns the entries of the named directory, sorted by name.

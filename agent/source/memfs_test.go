@@ -2,6 +2,7 @@ package source
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"io/fs"
 	"os"
@@ -12,6 +13,8 @@ import (
 	"testing"
 	"testing/fstest"
 	"time"
+
+	"weir/spec"
 )
 
 // memTree builds a memFS from files (path → content; a key ending in "@" is a
@@ -149,5 +152,32 @@ func TestDirSnapshotLinkTargets(t *testing.T) {
 	}
 	if _, err := os.Lstat(filepath.Join(root, `\x.txt`)); err != nil {
 		t.Fatalf("test premise: %v", err)
+	}
+}
+
+// TestMemFSContentSHA256: a snapshot knows the hash of every file it read,
+// through symlinks too, so the spec loader can tell unchanged files without
+// reading them; it knows none for directories, links to nothing, or files
+// past the tree size, which it never read.
+func TestMemFSContentSHA256(t *testing.T) {
+	fsys := memTree(t, map[string]string{"a.yaml": "one", "d/b.yaml": "two", "l.yaml@": "d/b.yaml", "x.yaml@": "gone.yaml"}).(spec.ContentHashFS)
+	for name, content := range map[string]string{"a.yaml": "one", "d/b.yaml": "two", "l.yaml": "two"} {
+		if got, ok := fsys.ContentSHA256(name); !ok || got != sha256.Sum256([]byte(content)) {
+			t.Errorf("ContentSHA256(%s) = %x, %v; want the hash of %q", name, got, ok, content)
+		}
+	}
+	for _, name := range []string{"d", "x.yaml", "missing.yaml", "."} {
+		if _, ok := fsys.ContentSHA256(name); ok {
+			t.Errorf("ContentSHA256(%s) is known; want not", name)
+		}
+	}
+	b := newSnapshotBuilder()
+	b.bytes = spec.MaxTreeSize
+	if err := b.addFile("big.yaml", strings.NewReader("x"), 1); err != nil {
+		t.Fatal(err)
+	}
+	past, _ := b.finish()
+	if _, ok := past.(spec.ContentHashFS).ContentSHA256("big.yaml"); ok {
+		t.Errorf("a file past the tree size has a hash; want none, it was never read")
 	}
 }

@@ -70,15 +70,32 @@ func (b *snapshotBuilder) addFile(name string, r io.Reader, size int64) error {
 		return nil
 	}
 	h := sha256.New()
-	kept := &prefixWriter{max: MaxPassThrough}
+	// Sized for the whole file, so the bytes kept take no more memory than
+	// they need.
+	kept := &prefixWriter{max: MaxPassThrough, buf: make([]byte, 0, max(0, min(size, MaxPassThrough)))}
 	// Hide any WriterTo/ReaderFrom so the shared buffer is used.
 	n, err := io.CopyBuffer(io.MultiWriter(h, kept), struct{ io.Reader }{r}, b.buf)
 	if err != nil {
 		return err
 	}
-	b.nodes[name] = &memNode{name: path.Base(name), mode: 0o444, data: kept.buf, size: n}
-	b.entries = append(b.entries, snapshotEntry{path: name, kind: kindFile, size: uint64(n), digest: sum(h)})
+	b.addNode(name, &memNode{mode: 0o444, data: kept.buf, size: n, sum: sum(h), summed: true})
 	return nil
+}
+
+// reuse adds at name a regular file an earlier snapshot read (the same
+// Git blob), without reading it again: the snapshot nodes are immutable,
+// so the data is shared.
+func (b *snapshotBuilder) reuse(name string, n *memNode) {
+	b.bytes += n.size
+	b.addNode(name, n)
+}
+
+// addNode adds a copy of the regular file node n at name, with its entry.
+func (b *snapshotBuilder) addNode(name string, n *memNode) {
+	c := *n
+	c.name = path.Base(name)
+	b.nodes[name] = &c
+	b.entries = append(b.entries, snapshotEntry{path: name, kind: kindFile, size: uint64(n.size), digest: n.sum})
 }
 
 // addSymlink stores a symbolic link at name pointing to target, as the

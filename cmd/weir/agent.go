@@ -255,6 +255,7 @@ func startAgent(ctx context.Context, o agentOptions, api agent.APIConfig, keys [
 	a, err := agent.New(agent.Config{
 		Node: o.node, StateDir: o.stateDir, Resync: o.resync, MinInterval: o.minInterval,
 		FetchTimeout: o.fetchTimeout, API: api, GossipEncrypted: len(keys) > 0, Build: agentBuild(), Logger: log,
+		ReturnMemory: true,
 	}, agent.Deps{Source: src, Cluster: cl, Syncer: syncers, Keys: cl, Counters: counters[spec.IPv4], Counters6: counters[spec.IPv6]})
 	if err != nil {
 		return err

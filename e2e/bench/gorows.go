@@ -21,6 +21,7 @@ const (
 	benchtimeDrift    = "1x"
 	benchtimePerRule  = "1x"
 	benchtimeDispatch = "10000x"
+	benchtimeSameHost = "3x"
 )
 
 // benchArgs is `go test PKG -run '^$' -bench RE -benchmem -benchtime T -count C -timeout 20m`.
@@ -266,6 +267,29 @@ func stepOneChange(ctx context.Context, s *suite) ([]Row, error) {
 			row.Met = verdict(msOf(l) < 100)
 		}
 		rows = append(rows, row)
+	}
+	return rows, err
+}
+
+// stepApplySameHost is the first full apply of the 10k tree's host-a
+// (testsupport.BigTree) with every target on that host and with every
+// target on another, beside the flat floor measured in the same op.
+func stepApplySameHost(ctx context.Context, s *suite) ([]Row, error) {
+	lines, cmd, err := s.runBench(ctx, "apply-samehost", "./reconcile/netfilter", "^BenchmarkApplySameHost$", benchtimeSameHost)
+	var rows []Row
+	for _, backend := range []string{"nft", "legacy"} {
+		for _, layout := range []string{"local", "remote"} {
+			l, ok := lines[fmt.Sprintf("BenchmarkApplySameHost/%s/10k-%s", backend, layout)]
+			if !ok {
+				continue
+			}
+			x := l.Values["x-floor"]
+			where := map[string]string{"local": "every target on the setting host", "remote": "every target on another host"}[layout]
+			rows = append(rows, Row{Group: "2", Key: "samehost-" + backend + "-" + layout,
+				Name: fmt.Sprintf("full apply, 10k balancers × 5 targets, %s (%s nat chains, %s rules), %s", where, fmtCount(l.Values["nat-chains"]), fmtCount(l.Values["rules"]), backend),
+				Weir: fmtMs(msOf(l)), Anchor: fmt.Sprintf("flat floor (1 dispatch chain, 1 chain per balancer, %s rules) %s", fmtCount(l.Values["floor-rules"]), fmtMs(l.Values["floor-ms"])),
+				Ratio: fmtRatio(x), Target: "≤ 1.5× floor", Met: verdict(x <= 1.5), Cmd: cmd})
+		}
 	}
 	return rows, err
 }

@@ -40,6 +40,7 @@ type options struct {
 	raw       string
 	agentArgs string
 	pushes    int
+	bin       string // the weir binary of the lab rows; "" builds one from the tree
 }
 
 // parseOptions reads the command line; with -only the report is written
@@ -54,6 +55,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.raw, "raw", "", "directory for raw outputs (default: a new temp dir)")
 	fs.StringVar(&o.agentArgs, "agent-args", "", "extra flags for every lab agent, space-separated (e.g. \"--log-level debug\")")
 	fs.IntVar(&o.pushes, "pushes", 9, "spec changes / pushes per convergence row (poll rows use 7 at most, the --dir row 30 at least)")
+	fs.StringVar(&o.bin, "bin", "", "weir binary the lab rows run (default: build one from this tree), e.g. an older build to measure a before figure")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -153,9 +155,12 @@ func newSuite(ctx context.Context, o options, stderr io.Writer) (*suite, error) 
 	} else if err := os.MkdirAll(rawDir, 0o755); err != nil {
 		return nil, err
 	}
-	bin, err := lab.WeirBinary(ctx, ".", filepath.Join(rawDir, "weir"))
-	if err != nil {
-		return nil, err
+	bin := o.bin
+	if bin == "" {
+		var err error
+		if bin, err = lab.WeirBinary(ctx, ".", filepath.Join(rawDir, "weir")); err != nil {
+			return nil, err
+		}
 	}
 	return &suite{
 		rawDir:    rawDir,
@@ -178,7 +183,7 @@ func (s *suite) runSteps(ctx context.Context, steps []step) *Report {
 		load0 := loadavg()
 		t0 := time.Now()
 		rows, err := st.run(ctx, s)
-		res := StepResult{Name: st.name, Title: st.title, Took: time.Since(t0), LoadBefore: load0, LoadAfter: loadavg(), Rows: rows}
+		res := StepResult{Name: st.name, Title: st.title, Took: time.Since(t0), LoadBefore: load0, LoadAfter: loadavg(), Rows: withBaseline(rows)}
 		if err != nil {
 			res.Err = err.Error()
 			fmt.Fprintf(s.stderr, "[%6.1fs] %s FAILED: %v\n", time.Since(rep.Started).Seconds(), st.name, err)
@@ -233,7 +238,9 @@ func allSteps() []step {
 		{"apply-change", "2. 1 and 100 balancers changed on a 10k host, nft and legacy", stepApplyChange},
 		{"apply-full-rendered", "2. full apply of Render's real 10k output, nft and legacy, beside raw iptables-restore", stepApplyFullRendered},
 		{"apply-full-rendered6", "2. full apply of Render's 10k IPv6 output, nft and legacy, beside raw ip6tables-restore", stepApplyFullRendered6},
+		{"apply-samehost", "2. full apply of 10k balancers with local and with remote targets, nft and legacy, beside the flat floor", stepApplySameHost},
 		{"one-change", "2. one balancer changed on Render's 10k output, end to end", stepOneChange},
+		{"change-e2e", "2. one balancer changed in a 10k tree, load included: dir and Git modes", stepChangeE2E},
 		{"drift", "2. drift check on a 10k host", stepDrift},
 		{"per-rule", "3. the per-rule peer: 2,000 rules one iptables process each", stepPerRule},
 		{"converge-dir", "4. 10 agents, --dir: spec change → all converged", stepConvergeDir},

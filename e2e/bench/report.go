@@ -47,9 +47,13 @@ func verdict(ok bool) Verdict {
 
 // Row is one line of the table: weir's figure beside its floor, peer or anchor.
 type Row struct {
-	Group  string // the number of the suite's group of rows (the step title's "N.")
+	Group string // the number of the suite's group of rows (the step title's "N.")
+	// Key identifies a row across runs, for the before figures (see
+	// baseline); empty for rows without one.
+	Key    string
 	Name   string
 	Weir   string // weir's figure
+	Before string // the figure of the tree a change started from, if recorded
 	Anchor string // the floor, peer or anchor it is compared with
 	Ratio  string // weir / anchor, or as labelled
 	Target string // empty when the row has none
@@ -104,13 +108,9 @@ func (r *Report) rows() []Row {
 // WriteText prints the table for a terminal.
 func (r *Report) WriteText(w io.Writer) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ROW\tMEASURE\tWEIR\tFLOOR / PEER / ANCHOR\tRATIO\tTARGET\tMET")
+	fmt.Fprintln(tw, "ROW\tMEASURE\tWEIR\tBEFORE\tFLOOR / PEER / ANCHOR\tRATIO\tTARGET\tMET")
 	for _, row := range r.rows() {
-		target := row.Target
-		if target == "" {
-			target = "—"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", row.Group, row.Name, row.Weir, dash(row.Anchor), dash(row.Ratio), target, row.Met)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", row.Group, row.Name, row.Weir, dash(row.Before), dash(row.Anchor), dash(row.Ratio), dash(row.Target), row.Met)
 	}
 	tw.Flush()
 	met, notMet, failed := r.counts()
@@ -167,9 +167,9 @@ func (r *Report) WriteMarkdown(w io.Writer) {
 	fmt.Fprintf(w, "before and after every step are in the last table, so a figure taken under load can be\n")
 	fmt.Fprintf(w, "told apart.\n\n")
 	fmt.Fprintf(w, "## Results\n\n")
-	fmt.Fprintf(w, "| row | measure | weir | floor / peer / anchor | ratio | target | met? |\n|---|---|---|---|---|---|---|\n")
+	fmt.Fprintf(w, "| row | measure | weir | before | floor / peer / anchor | ratio | target | met? |\n|---|---|---|---|---|---|---|---|\n")
 	for _, row := range r.rows() {
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s |\n", mdCell(row.Group), mdCell(row.Name), mdCell(row.Weir), mdCell(row.Anchor), mdCell(row.Ratio), mdCell(row.Target), row.Met)
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", mdCell(row.Group), mdCell(row.Name), mdCell(row.Weir), mdCell(row.Before), mdCell(row.Anchor), mdCell(row.Ratio), mdCell(row.Target), row.Met)
 	}
 	met, notMet, failed := r.counts()
 	fmt.Fprintf(w, "\nTargets met: %d; not met: %d; failed measurements: %d.\n", met, notMet, failed)
@@ -182,6 +182,7 @@ func (r *Report) WriteMarkdown(w io.Writer) {
 	if len(missed) > 0 {
 		fmt.Fprintf(w, "\nNot met or not measured:\n\n%s\n", strings.Join(missed, "\n"))
 	}
+	fmt.Fprintf(w, "\n%s\n", baselineNote)
 	fmt.Fprintf(w, "\n## Anchors\n\n%s\n", anchorsText)
 	fmt.Fprintf(w, "\n## How each row was measured\n\n%s\n", methodText)
 	fmt.Fprintf(w, "\n## Reproducing a row\n\nAs root, from the repository root (`make build` first for the lab rows):\n\n")
@@ -227,6 +228,17 @@ const methodText = `1. **Assign + Render**: ` + "`render.BenchmarkAssignRender`"
    ` + "`BenchmarkApplyChange`" + ` changes 1 or 100 balancers on a 10k host (a partial apply), and
    restores the same chains raw as the floor. ` + "`BenchmarkDriftCheck`" + ` is the steady-state
    cost of resync (canary checks, a full compare every 10th) as a share of one core.
+   ` + "`BenchmarkApplySameHost`" + ` is the first full apply of host-a of testsupport's BigTree
+   (10,000 balancers × 5 targets, one source guest on host-a) with every target one of host-a's
+   own 50 guests (hairpin: WEIR-SEP chains) or every target on host-b, beside the *flat
+   floor*: a raw restore of the flattest ruleset balancing the same flows (one dispatch chain,
+   one chain per balancer with its statistic DNAT rules, no source match, no masquerading),
+   each in a fresh namespace, 3 ops alternating. *End to end* (` + "`change-e2e`" + `): one real agent on
+   BigTree (plus host-b's when the targets are there), ` + "`--settle-time 1s`" + `, default backend
+   (nft); one balancer's weight in one of its 101 files changes, 9 times, a second apart; time
+   runs from the rename of the saved file (dir mode) or from the start of ` + "`git push`" + ` followed
+   by ` + "`POST /refresh`" + ` (Git mode) until the agent's ` + "`GET /status`" + ` (polled every 25 ms) shows the
+   new revision applied.
 3. **Peer**: ` + "`netfilter.BenchmarkPerRule`" + `: 2,000 DNAT rules appended one ` + "`iptables`" + ` process
    each through go-iptables, against one ` + "`iptables-restore`" + ` of the same rules (weir's way).
 4. **Convergence**: 10 real ` + "`weir agent`" + ` processes, one per host namespace of a weir/e2e/lab
@@ -249,9 +261,11 @@ const methodText = `1. **Assign + Render**: ` + "`render.BenchmarkAssignRender`"
 6. **Memory**: ` + "`VmRSS`" + ` and ` + "`VmHWM`" + ` (peak) from ` + "`/proc/PID/status`" + ` of the real agent
    process. *Idle*: examples/basic, 3 agents (` + "`--dir`" + `), read 30 s after they converged; the
    figure is the largest of the three. *10k*: one agent whose host sets all 10,000
-   balancers (100 hosts, 1,041 guests, 5 alive targets each; the row gives the rule count
-   the agent reports), started on the tree with ` + "`--settle-time 1s`" + `; VmHWM over the whole
-   run, and VmRSS 40 s after it converged (a resync included). The Go heap in use comes from the agent's ` + "`/metrics`" + `.
+   balancers of testsupport's BigTree (100 hosts, 5 alive targets each; the row gives the rule
+   count the agent reports), started on the tree with ` + "`--settle-time 1s`" + `, with every
+   target on its own host, then on host-b (whose agent runs too and sets nothing); VmHWM over
+   the whole run, and VmRSS 40 s after it converged (a resync included). The Go heap in use
+   comes from the agent's ` + "`/metrics`" + `.
 7. **Per-packet cost**: ` + "`render.BenchmarkDispatchConnect`" + `: TCP connect latency through
    nat OUTPUT in a namespace (default iptables backend) to a frontend DNATed to a local
    listener, 16 frontends spread over the sorted order, with 1 balancer and with 10,000 in

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"slices"
 	"sort"
 	"strings"
@@ -26,48 +27,95 @@ func (x *txn) empty() bool {
 	return len(x.declare)+len(x.unjump)+len(x.jump)+len(x.del) == 0
 }
 
-// write appends the transaction to b and returns how many rules it appends.
+// write writes the transaction to w and returns how many rules it writes.
 // Declarations come first so rules may jump to any chain declared; stale jumps
 // go before the chains they enter are deleted; new jumps are inserted last
 // first, so that they end up at the top of their chain in the order given.
-func (x *txn) write(b *bytes.Buffer) int {
-	b.WriteString("*" + x.table + "\n")
-	for _, c := range x.declare {
-		b.WriteString(":" + c + " - [0:0]\n")
+func (x *txn) write(w io.Writer) (int, error) {
+	l := lineWriter{w: w}
+	l.line("*", x.table)
+	// iptables-nft-restore files every chain name a transaction mentions
+	// in a list sorted by name, searching it from the front: names given
+	// from the last to the first each go to its head at once, where in
+	// sorted order each would walk all of it.
+	for i := len(x.declare) - 1; i >= 0; i-- {
+		l.line(":", x.declare[i], " - [0:0]")
 	}
 	for _, j := range x.unjump {
-		b.WriteString("-D " + j + "\n")
+		l.line("-D ", j)
 	}
 	n := 0
 	for _, c := range x.fill {
 		for _, r := range c.Rules {
-			b.WriteString("-A " + c.Name + " " + r + "\n")
+			l.line("-A ", c.Name, " ", r)
 			n++
 		}
 	}
 	for i := len(x.jump) - 1; i >= 0; i-- {
 		chain, rule, _ := strings.Cut(x.jump[i], " ")
-		b.WriteString("-I " + chain + " 1 " + rule + "\n")
+		l.line("-I ", chain, " 1 ", rule)
 	}
 	for _, c := range x.del {
-		b.WriteString("-X " + c + "\n")
+		l.line("-X ", c)
 	}
-	b.WriteString("COMMIT\n")
-	return n
+	l.line("COMMIT")
+	return n, l.err
+}
+
+// lineWriter writes lines of restore text from their parts, keeping the
+// first error.
+type lineWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (l *lineWriter) line(parts ...string) {
+	for _, p := range parts {
+		if l.err == nil {
+			_, l.err = io.WriteString(l.w, p)
+		}
+	}
+	if l.err == nil {
+		_, l.err = l.w.Write(newline)
+	}
+}
+
+// streamRestorer is a Netfilter that takes the restore text as it is
+// written (IPTables), so a large transaction is not built in memory first.
+type streamRestorer interface {
+	RestoreFrom(ctx context.Context, write func(io.Writer) error) error
 }
 
 // restore applies the non-empty transactions in one iptables-restore run (each
 // table commits atomically) and returns the number of rules written.
 func restore(ctx context.Context, nf Netfilter, txns []*txn) (int, error) {
-	var b bytes.Buffer
-	n := 0
+	var todo []*txn
 	for _, x := range txns {
 		if !x.empty() {
-			n += x.write(&b)
+			todo = append(todo, x)
 		}
 	}
-	if b.Len() == 0 {
+	if len(todo) == 0 {
 		return 0, nil
+	}
+	n := 0
+	write := func(w io.Writer) error {
+		for _, x := range todo {
+			k, err := x.write(w)
+			n += k
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if sr, ok := nf.(streamRestorer); ok {
+		err := sr.RestoreFrom(ctx, write)
+		return n, err
+	}
+	var b bytes.Buffer
+	if err := write(&b); err != nil {
+		return 0, err
 	}
 	return n, nf.Restore(ctx, b.Bytes())
 }

@@ -78,17 +78,40 @@ func (d drifted) String() string { return d.table + "/" + d.chain + ": " + d.why
 // matches reports whether live, the kernel's rules of the chain, are the
 // applied ones, and remembers the kernel's form when they are.
 func (c *chainState) matches(live []string) bool {
-	h := hashRules(live)
+	return c.matchesHashed(hashRules(live), live)
+}
+
+// matchesHashed is matches with the hash of live (hashRules) known. The
+// rules Render writes come back from the kernel in their saved form
+// (render.SaveForm), so that is compared first, rule by rule and without
+// allocating; normalizing both sides is the fallback for rules written in
+// another form.
+func (c *chainState) matchesHashed(h [32]byte, live []string) bool {
 	if c.liveOK && h == c.live {
 		return true
 	}
-	if !c.normOK {
-		c.norm, c.normOK = hashNormalized(c.rules), true
-	}
-	if hashNormalized(live) != c.norm {
-		return false
+	if !savedForms(c.rules, live) {
+		if !c.normOK {
+			c.norm, c.normOK = hashNormalized(c.rules), true
+		}
+		if hashNormalized(live) != c.norm {
+			return false
+		}
 	}
 	c.live, c.liveOK = h, true
+	return true
+}
+
+// savedForms reports whether live is rules in the form iptables-save prints.
+func savedForms(rules, live []string) bool {
+	if len(rules) != len(live) {
+		return false
+	}
+	for i, r := range rules {
+		if !render.SavedAs(r, live[i]) {
+			return false
+		}
+	}
 	return true
 }
 
@@ -220,42 +243,35 @@ func (s *Syncer) canaryCheck(ctx context.Context) []drifted {
 }
 
 // fullCheck compares every owned chain and jump of every table with
-// iptables-save output.
+// iptables-save output, chain by chain as it is read.
 func (s *Syncer) fullCheck(ctx context.Context) ([]drifted, error) {
 	var out []drifted
 	for _, name := range slices.Sorted(maps.Keys(s.state)) {
 		ts := s.state[name]
-		text, err := s.nf.Save(ctx, name)
-		if err != nil {
-			return nil, err
-		}
-		ix, err := indexSave(text, &s.scratch)
-		if err != nil {
-			return nil, err
-		}
 		builtin := map[string][]string{}
-		for _, c := range ix.chains {
+		seen := make(map[string]bool, len(ts.names))
+		err := scanSave(ctx, s.nf, name, func(string) {}, func(c string, r *savedRules) error {
+			cs := ts.get(c)
 			switch {
 			case isBuiltin(name, c):
-				builtin[c], _ = ix.rules(c)
-			case strings.HasPrefix(c, OwnedPrefix) && ts.get(c) == nil:
+				builtin[c] = r.copies()
+			case cs != nil:
+				seen[c] = true
+				if !cs.matchesHashed(r.hash(), r.strings()) {
+					out = append(out, drifted{name, c, "rules differ"})
+				}
+			case strings.HasPrefix(c, OwnedPrefix):
 				out = append(out, drifted{name, c, "stale owned chain"})
 			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
 		}
 		out = append(out, compareJumps(name, ts.jumps, builtin)...)
-		for i, c := range ts.names {
-			cs := ts.states[i]
-			lc, ok := ix.index[c]
-			if !ok {
+		for _, c := range ts.names {
+			if !seen[c] {
 				out = append(out, drifted{name, c, "missing"})
-				continue
-			}
-			if cs.liveOK && lc.hash == cs.live {
-				continue
-			}
-			rules, _ := ix.rules(c)
-			if !cs.matches(rules) {
-				out = append(out, drifted{name, c, "rules differ"})
 			}
 		}
 	}

@@ -1,8 +1,11 @@
 package netfilter
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"fmt"
+	"strings"
 
 	goipt "github.com/coreos/go-iptables/iptables"
 
@@ -94,4 +97,42 @@ func AppendEach(t *IPTables, table, chain string, rules [][]string) error {
 		}
 		return nil
 	})
+}
+
+// parseSave parses iptables-save text and returns its tables by name.
+func parseSave(text []byte) (map[string]*savedTable, error) {
+	tables := map[string]*savedTable{}
+	var cur *savedTable
+	sc := bufio.NewScanner(bytes.NewReader(text))
+	sc.Buffer(make([]byte, 0, 64*1024), 1<<20)
+	n := 0
+	for sc.Scan() {
+		n++
+		line := sc.Text()
+		switch {
+		case line == "" || line[0] == '#':
+		case line[0] == '*':
+			cur = &savedTable{Rules: map[string][]string{}}
+			tables[line[1:]] = cur
+		case line == "COMMIT":
+			cur = nil
+		case cur == nil:
+			return nil, fmt.Errorf("parsing iptables-save line %d %q: outside a table", n, line)
+		case line[0] == ':':
+			name, _, _ := strings.Cut(line[1:], " ")
+			cur.Chains = append(cur.Chains, name)
+			if cur.Rules[name] == nil {
+				cur.Rules[name] = []string{}
+			}
+		case strings.HasPrefix(line, "-A "):
+			chain, rule, _ := strings.Cut(line[3:], " ")
+			cur.Rules[chain] = append(cur.Rules[chain], rule)
+		default:
+			return nil, fmt.Errorf("parsing iptables-save line %d %q: unknown line", n, line)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("reading iptables-save output: %w", err)
+	}
+	return tables, nil
 }

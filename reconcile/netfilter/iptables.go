@@ -57,7 +57,7 @@ type IPTablesOptions struct {
 const (
 	DefaultLockWait = 5 * time.Second
 	// DefaultCommandTimeout is a backstop: a restore of Render's 10,000
-	// balancers takes about 9 s on nft (BENCHMARKS.md).
+	// balancers takes a few seconds on nft (BENCHMARKS.md).
 	DefaultCommandTimeout = time.Minute
 )
 

@@ -1,10 +1,12 @@
 package netfilter
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os/exec"
 	"strings"
 	"syscall"
@@ -22,25 +24,75 @@ var errExit1 = errors.New("exit status 1")
 // its own process group, which is killed when ctx ends or CommandTimeout
 // passes, so that nothing it started outlives the deadline.
 func (t *IPTables) run(ctx context.Context, stdin []byte, bin string, args ...string) ([]byte, error) {
+	var feed func(io.Writer) error
+	if stdin != nil {
+		feed = func(w io.Writer) error {
+			_, err := w.Write(stdin)
+			return err
+		}
+	}
+	return t.runFed(ctx, feed, bin, args...)
+}
+
+// runFed is run with the standard input written by feed (none when nil)
+// while the command runs, through a pipe.
+func (t *IPTables) runFed(ctx context.Context, feed func(io.Writer) error, bin string, args ...string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, t.timeout)
 	defer cancel()
 	var stdout, stderr bytes.Buffer
+	fed := &countWriter{}
 	err := t.do(func() error {
 		cmd := exec.CommandContext(ctx, bin, args...)
-		if stdin != nil {
-			cmd.Stdin = bytes.NewReader(stdin)
-		}
 		cmd.Stdout, cmd.Stderr = &stdout, &stderr
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 		cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 		cmd.WaitDelay = time.Second
-		return cmd.Run()
+		return runFeeding(cmd, feed, fed)
 	})
-	t.log.Debug("iptables command", "bin", bin, "args", args, "stdin_bytes", len(stdin), "err", err)
+	t.log.Debug("iptables command", "bin", bin, "args", args, "stdin_bytes", fed.n, "err", err)
 	if err == nil {
 		return stdout.Bytes(), nil
 	}
 	return nil, t.commandError(ctx, bin, args, err, stderr.String())
+}
+
+// runFeeding starts cmd, writes its standard input with feed through a
+// buffer, closes it and waits. When the command fails, its error wins over
+// the broken pipe feeding it saw.
+func runFeeding(cmd *exec.Cmd, feed func(io.Writer) error, fed *countWriter) error {
+	if feed == nil {
+		return cmd.Run()
+	}
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		return err
+	}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	fed.w = in
+	bw := bufio.NewWriterSize(fed, 64<<10)
+	ferr := feed(bw)
+	if ferr == nil {
+		ferr = bw.Flush()
+	}
+	in.Close()
+	if err := cmd.Wait(); err != nil {
+		return err
+	}
+	return ferr
+}
+
+// countWriter counts the bytes written through it.
+type countWriter struct {
+	w io.Writer
+	n int
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += n
+	return n, err
 }
 
 // commandError describes a failed command: one cut off by its deadline, one
@@ -69,9 +121,51 @@ func (t *IPTables) Restore(ctx context.Context, text []byte) error {
 	return err
 }
 
+// RestoreFrom is Restore with the text written by write straight into the
+// command's standard input as it is produced, so that the text of a large
+// transaction (megabytes at 10,000 balancers) is never held in memory whole.
+func (t *IPTables) RestoreFrom(ctx context.Context, write func(io.Writer) error) error {
+	_, err := t.runFed(ctx, write, t.restore, "--noflush", "-w", t.lockWait)
+	return err
+}
+
 // Save implements Netfilter with `iptables-save -t table`, which takes no lock.
 func (t *IPTables) Save(ctx context.Context, table string) ([]byte, error) {
 	return t.run(ctx, nil, t.save, "-t", table)
+}
+
+// SaveTo is Save with the output handed to read as it is printed, through a
+// pipe, so that the caller need not hold all of it (see scanSave).
+func (t *IPTables) SaveTo(ctx context.Context, table string, read func(io.Reader) error) error {
+	ctx, cancel := context.WithTimeout(ctx, t.timeout)
+	defer cancel()
+	var stderr bytes.Buffer
+	args := []string{"-t", table}
+	err := t.do(func() error {
+		cmd := exec.CommandContext(ctx, t.save, args...)
+		cmd.Stderr = &stderr
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+		cmd.WaitDelay = time.Second
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			return err
+		}
+		if err := cmd.Start(); err != nil {
+			return err
+		}
+		rerr := read(out)
+		io.Copy(io.Discard, out) //nolint:errcheck // only lets the command finish
+		if err := cmd.Wait(); err != nil {
+			return err
+		}
+		return rerr
+	})
+	t.log.Debug("iptables command", "bin", t.save, "args", args, "err", err)
+	if err != nil {
+		return t.commandError(ctx, t.save, args, err, stderr.String())
+	}
+	return nil
 }
 
 // iptablesCmd runs the backend's iptables with the lock wait, in table.
@@ -107,22 +201,24 @@ func (t *IPTables) ListRules(ctx context.Context, table string, chains []string)
 
 // listFromSave is ListRules through one iptables-save of table.
 func (t *IPTables) listFromSave(ctx context.Context, table string, chains []string) (map[string][]string, error) {
-	text, err := t.Save(ctx, table)
-	if err != nil {
-		return nil, err
-	}
-	var scratch []byte
-	ix, err := indexSave(text, &scratch)
-	if err != nil {
-		return nil, err
+	want := make(map[string]bool, len(chains))
+	for _, c := range chains {
+		want[c] = true
 	}
 	out := make(map[string][]string, len(chains))
+	err := scanSave(ctx, t, table, func(string) {}, func(c string, r *savedRules) error {
+		if want[c] {
+			out[c] = r.copies()
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
 	for _, c := range chains {
-		rules, ok := ix.rules(c)
-		if !ok {
+		if _, ok := out[c]; !ok {
 			return nil, fmt.Errorf("listing chain %s in table %s: no such chain", c, table)
 		}
-		out[c] = rules
 	}
 	return out, nil
 }

@@ -2,7 +2,9 @@ package netfilter_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"net/netip"
 	"strings"
 	"testing"
@@ -84,6 +86,55 @@ func TestIPTablesListRules(t *testing.T) {
 			}
 			if _, err := h.nf.ListRules(ctx, "nat", []string{"WEIR-NONE"}); err == nil {
 				t.Errorf("ListRules(nat, WEIR-NONE) succeeded; want an error")
+			}
+		})
+	}
+}
+
+// TestIPTablesRestoreFrom: the text a restore writes as it goes reaches
+// iptables-restore whole; a line it refuses fails the restore with its
+// message, and so does a writer that fails, without applying anything.
+func TestIPTablesRestoreFrom(t *testing.T) {
+	for _, backend := range []string{netfilter.BackendNFT, netfilter.BackendLegacy} {
+		t.Run(backend, func(t *testing.T) {
+			h := kernelHarness(t, backend)
+			nf := h.nf.(*netfilter.IPTables)
+			ctx := context.Background()
+			lines := func(body ...string) func(io.Writer) error {
+				return func(w io.Writer) error {
+					for _, l := range body {
+						if _, err := io.WriteString(w, l+"\n"); err != nil {
+							return err
+						}
+					}
+					return nil
+				}
+			}
+			var big []string
+			for i := range 5000 {
+				big = append(big, fmt.Sprintf("-A WEIR-A -d 198.20.%d.%d/32 -j RETURN", i/250, i%250+1))
+			}
+			ok := append(append([]string{"*nat", ":WEIR-A - [0:0]"}, big...), "COMMIT")
+			if err := nf.RestoreFrom(ctx, lines(ok...)); err != nil {
+				t.Fatal(err)
+			}
+			if got, err := h.nf.ListRules(ctx, "nat", []string{"WEIR-A"}); err != nil || len(got["WEIR-A"]) != len(big) {
+				t.Fatalf("after RestoreFrom: %d rules, %v; want %d", len(got["WEIR-A"]), err, len(big))
+			}
+			err := nf.RestoreFrom(ctx, lines("*nat", ":WEIR-B - [0:0]", "-A WEIR-B -j NO-SUCH-TARGET", "COMMIT"))
+			if err == nil || !strings.Contains(err.Error(), "iptables") {
+				t.Errorf("RestoreFrom of a bad rule = %v; want the command's error", err)
+			}
+			boom := errors.New("boom")
+			err = nf.RestoreFrom(ctx, func(w io.Writer) error {
+				io.WriteString(w, "*nat\n:WEIR-C - [0:0]\n")
+				return boom
+			})
+			if !errors.Is(err, boom) {
+				t.Errorf("RestoreFrom with a failing writer = %v; want it", err)
+			}
+			if _, err := h.nf.ListRules(ctx, "nat", []string{"WEIR-C"}); err == nil {
+				t.Errorf("a restore whose writer failed created WEIR-C")
 			}
 		})
 	}

@@ -48,32 +48,40 @@ func DesiredText(rs *render.Ruleset) []byte {
 func LiveText(ctx context.Context, nf Netfilter) ([]byte, error) {
 	tables := map[string]*ownedTable{}
 	for _, table := range cleanupTables {
-		text, err := nf.Save(ctx, table)
+		ot, err := readOwned(ctx, nf, table)
 		if err != nil {
 			return nil, fmt.Errorf("reading table %s: %w", table, err)
-		}
-		saved, err := parseSave(text)
-		if err != nil {
-			return nil, fmt.Errorf("reading table %s: %w", table, err)
-		}
-		st := saved[table]
-		if st == nil {
-			continue
-		}
-		ot := newOwnedTable()
-		for _, c := range st.Chains {
-			if strings.HasPrefix(c, OwnedPrefix) {
-				ot.chains[c] = normalizeAll(st.Rules[c])
-			}
-		}
-		for chain, rule := range st.ownedJumps(table) {
-			ot.jumps[chain] = append(ot.jumps[chain], normalizeRule(rule))
 		}
 		if len(ot.chains)+len(ot.jumps) > 0 {
 			tables[table] = ot
 		}
 	}
 	return formatOwned(tables), nil
+}
+
+// readOwned reads one table's owned chains and the rules of its built-in
+// chains that jump or go to one, chain by chain as iptables-save prints
+// them, so that only the owned part is held.
+func readOwned(ctx context.Context, nf Netfilter, table string) (*ownedTable, error) {
+	ot := newOwnedTable()
+	st := &savedTable{Rules: map[string][]string{}}
+	err := scanSave(ctx, nf, table, func(c string) { st.Chains = append(st.Chains, c) },
+		func(c string, r *savedRules) error {
+			switch {
+			case strings.HasPrefix(c, OwnedPrefix):
+				ot.chains[c] = normalizeAll(r.copies())
+			case isBuiltin(table, c):
+				st.Rules[c] = r.copies()
+			}
+			return nil
+		})
+	if err != nil {
+		return nil, err
+	}
+	for chain, rule := range st.ownedJumps(table) {
+		ot.jumps[chain] = append(ot.jumps[chain], normalizeRule(rule))
+	}
+	return ot, nil
 }
 
 func normalizeAll(rules []string) []string {

@@ -1,11 +1,7 @@
 package netfilter
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"crypto/sha256"
-	"fmt"
 	"iter"
 	"math"
 	"net/netip"
@@ -36,59 +32,23 @@ func (st *savedTable) ownedJumps(table string) iter.Seq2[string, string] {
 	}
 }
 
-// parseSave parses iptables-save text and returns its tables by name.
-func parseSave(text []byte) (map[string]*savedTable, error) {
-	tables := map[string]*savedTable{}
-	var cur *savedTable
-	sc := bufio.NewScanner(bytes.NewReader(text))
-	sc.Buffer(make([]byte, 0, 64*1024), 1<<20)
-	n := 0
-	for sc.Scan() {
-		n++
-		line := sc.Text()
-		switch {
-		case line == "" || line[0] == '#':
-		case line[0] == '*':
-			cur = &savedTable{Rules: map[string][]string{}}
-			tables[line[1:]] = cur
-		case line == "COMMIT":
-			cur = nil
-		case cur == nil:
-			return nil, fmt.Errorf("parsing iptables-save line %d %q: outside a table", n, line)
-		case line[0] == ':':
-			name, _, _ := strings.Cut(line[1:], " ")
-			cur.Chains = append(cur.Chains, name)
-			if cur.Rules[name] == nil {
-				cur.Rules[name] = []string{}
-			}
-		case strings.HasPrefix(line, "-A "):
-			chain, rule, _ := strings.Cut(line[3:], " ")
-			cur.Rules[chain] = append(cur.Rules[chain], rule)
-		default:
-			return nil, fmt.Errorf("parsing iptables-save line %d %q: unknown line", n, line)
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("reading iptables-save output: %w", err)
-	}
-	return tables, nil
-}
-
-// readTable reads one table through nf.Save; a table the kernel does not
-// have reads as empty.
+// readTable reads the chains of one table through nf, with the rules of
+// its built-in chains only (the owned chains' rules are not needed to
+// replace them, and not holding them keeps a re-apply of a large table
+// small); a table the kernel does not have reads as empty.
 func readTable(ctx context.Context, nf Netfilter, table string) (*savedTable, error) {
-	text, err := nf.Save(ctx, table)
+	st := &savedTable{Rules: map[string][]string{}}
+	err := scanSave(ctx, nf, table, func(c string) { st.Chains = append(st.Chains, c) },
+		func(c string, r *savedRules) error {
+			if isBuiltin(table, c) {
+				st.Rules[c] = r.copies()
+			}
+			return nil
+		})
 	if err != nil {
 		return nil, err
 	}
-	saved, err := parseSave(text)
-	if err != nil {
-		return nil, err
-	}
-	if live := saved[table]; live != nil {
-		return live, nil
-	}
-	return &savedTable{Rules: map[string][]string{}}, nil
+	return st, nil
 }
 
 // SplitRule splits a rule into arguments as iptables-restore does: on blanks,
@@ -309,92 +269,4 @@ func NormalizeProbability(v string) string {
 	}
 	q := math.Round(p * 0x80000000)
 	return strconv.FormatFloat(q/0x80000000, 'f', 11, 64)
-}
-
-// savedIndex indexes one table of iptables-save output without copying its
-// rules: for each chain, the hash of its rule text (as hashRules computes it)
-// and where its rule lines are. A drift check of a large table hashes every
-// chain but only needs the rules of chains whose hash it does not recognize.
-type savedIndex struct {
-	text   []byte
-	chains []string // in the order printed
-	index  map[string]*savedChain
-}
-
-type savedChain struct {
-	hash       [32]byte
-	start, end int // byte range of the chain's "-A" lines in text
-}
-
-// indexSave indexes the first table of text. It fails if a chain's rules are
-// not contiguous, which iptables-save never prints.
-func indexSave(text []byte, scratch *[]byte) (*savedIndex, error) {
-	ix := &savedIndex{text: text, index: map[string]*savedChain{}}
-	var cur *savedChain
-	var curName string
-	buf := (*scratch)[:0]
-	finish := func() {
-		if cur != nil {
-			cur.hash = sha256.Sum256(buf)
-			buf = buf[:0]
-			cur = nil
-		}
-	}
-	for off := 0; off < len(text); {
-		end := bytes.IndexByte(text[off:], '\n')
-		if end < 0 {
-			end = len(text)
-		} else {
-			end += off
-		}
-		line := text[off:end]
-		switch {
-		case len(line) == 0 || line[0] == '#' || line[0] == '*':
-		case line[0] == ':':
-			name, _, _ := bytes.Cut(line[1:], []byte(" "))
-			n := string(name)
-			ix.chains = append(ix.chains, n)
-			if ix.index[n] == nil {
-				ix.index[n] = &savedChain{hash: sha256.Sum256(nil), start: off, end: off}
-			}
-		case bytes.HasPrefix(line, []byte("-A ")):
-			name, rule, _ := bytes.Cut(line[3:], []byte(" "))
-			if cur == nil || string(name) != curName {
-				finish()
-				c := ix.index[string(name)]
-				if c == nil || c.end != c.start {
-					return nil, fmt.Errorf("indexing iptables-save output: rules of chain %s not contiguous", name)
-				}
-				cur, curName = c, string(name)
-				cur.start = off
-			}
-			buf = append(append(buf, rule...), '\n')
-			cur.end = end
-		case bytes.Equal(line, []byte("COMMIT")):
-			finish()
-			*scratch = buf
-			return ix, nil
-		}
-		off = end + 1
-	}
-	finish()
-	*scratch = buf
-	return ix, nil
-}
-
-// rules returns the rules of chain without the "-A CHAIN " prefix, and
-// whether the chain exists.
-func (ix *savedIndex) rules(chain string) ([]string, bool) {
-	c, ok := ix.index[chain]
-	if !ok {
-		return nil, false
-	}
-	out := []string{}
-	prefix := "-A " + chain + " "
-	for _, l := range strings.Split(string(ix.text[c.start:c.end]), "\n") {
-		if r, ok := strings.CutPrefix(l, prefix); ok {
-			out = append(out, r)
-		}
-	}
-	return out, true
 }

@@ -75,7 +75,6 @@ type Syncer struct {
 	flows   []render.Flow          // Flows of the last successful apply
 	checks  int                    // Reconcile calls that ran a check
 	repairs int
-	scratch []byte // hashing buffer
 }
 
 // tableState is the owned part of one table as last applied.
@@ -211,14 +210,20 @@ func (s *Syncer) converge(ctx context.Context, full bool) (ApplyResult, error) {
 	return res, nil
 }
 
-// hashRules hashes the rules of a chain, one per line.
+// hashRules hashes the rules of a chain, one per line, as they stream
+// into the hash: no copy of the chain's text is made.
 func hashRules(rules []string) [32]byte {
-	var buf []byte
+	h := sha256.New()
 	for _, r := range rules {
-		buf = append(append(buf, r...), '\n')
+		io.WriteString(h, r)
+		h.Write(newline)
 	}
-	return sha256.Sum256(buf)
+	var sum [32]byte
+	h.Sum(sum[:0])
+	return sum
 }
+
+var newline = []byte{'\n'}
 
 // tableOf returns the table of rs named name, or an empty one.
 func tableOf(rs *render.Ruleset, name string) *render.Table {

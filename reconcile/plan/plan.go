@@ -183,7 +183,7 @@ func appendSourceGroup(b []byte, bp *BalancerPlan) []byte {
 	b = append(b, "setting"...)
 	for _, h := range bp.SettingHosts {
 		b = append(b, ' ')
-		b = strconv.AppendQuote(b, h)
+		b = appendQuote(b, h)
 	}
 	b = append(b, '\n')
 	for _, e := range bp.Sources {
@@ -200,7 +200,7 @@ func appendHeader(b []byte, alive []string) []byte {
 	b = append(b, "\nalive"...)
 	for _, h := range alive {
 		b = append(b, ' ')
-		b = strconv.AppendQuote(b, h)
+		b = appendQuote(b, h)
 	}
 	return append(b, '\n')
 }
@@ -218,13 +218,13 @@ func appendGroup(b []byte, g int, text []byte) []byte {
 // number, and its targets.
 func appendBalancer(b []byte, bp *BalancerPlan, group int) []byte {
 	b = append(b, "balancer "...)
-	b = strconv.AppendQuote(b, bp.Name)
+	b = appendQuote(b, bp.Name)
 	b = append(b, " source "...)
-	b = strconv.AppendQuote(b, bp.Source)
+	b = appendQuote(b, bp.Source)
 	b = append(b, " target "...)
-	b = strconv.AppendQuote(b, bp.Target)
+	b = appendQuote(b, bp.Target)
 	b = append(b, " frontend "...)
-	b = strconv.AppendQuote(b, string(bp.Frontend.Protocol))
+	b = appendQuote(b, string(bp.Frontend.Protocol))
 	b = append(b, ' ')
 	b = bp.Frontend.Address.AppendTo(b)
 	b = append(b, ' ')
@@ -232,7 +232,7 @@ func appendBalancer(b []byte, bp *BalancerPlan, group int) []byte {
 	b = append(b, " targetPort "...)
 	b = strconv.AppendUint(b, uint64(bp.TargetPort), 10)
 	b = append(b, " strategy "...)
-	b = strconv.AppendQuote(b, string(bp.Strategy))
+	b = appendQuote(b, string(bp.Strategy))
 	b = append(b, " sources "...)
 	b = strconv.AppendInt(b, int64(group), 10)
 	b = append(b, " failOpen "...)
@@ -260,10 +260,25 @@ func appendTarget(b []byte, kind string, t *Target) []byte {
 	return append(b, '\n')
 }
 
+// appendQuote appends s quoted as strconv.AppendQuote does. Names are
+// almost always printable ASCII without quotes or backslashes, which quote
+// as themselves between double quotes; only other names go through
+// strconv, whose rune-by-rune escaping is most of the encoding's cost.
+func appendQuote(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < ' ' || c > '~' || c == '"' || c == '\\' {
+			return strconv.AppendQuote(b, s)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
+
 func appendEndpoint(b []byte, e Endpoint) []byte {
-	b = strconv.AppendQuote(b, e.Host)
+	b = appendQuote(b, e.Host)
 	b = append(b, ' ')
-	b = strconv.AppendQuote(b, e.Guest)
+	b = appendQuote(b, e.Guest)
 	b = append(b, ' ')
 	return e.Address.AppendTo(b)
 }

@@ -52,12 +52,13 @@ type outChain struct {
 func (a *arena) presize(nb, nt int) {
 	// Measured on random plans: about 330 bytes of rules per balancer (source
 	// match and dispatch tree) and 190 per target (choice and DNAT); at most
-	// 3 chains per balancer plus one per target (only local targets have one).
-	chains := 4 + 3*nb + nt
+	// 3 chains per balancer (the WEIR-SEP chains are few and grow the
+	// slices when there are any).
+	chains := 4 + 3*nb
 	a.text = make([]byte, 0, 256+340*nb+200*nt)
 	a.names = make([]byte, 0, 25*chains)
 	a.chains = make([]chainRec, 0, chains)
-	a.rules = make([]ruleRec, 0, 2+4*nb+2*nt)
+	a.rules = make([]ruleRec, 0, 2+4*nb+nt)
 	if a.key == nil {
 		a.key = make([]byte, 0, 128)
 	}
@@ -112,6 +113,7 @@ func (a *arena) nameOf(id int) []byte {
 // never written again, so the strings may share its memory (as
 // strings.Builder does) instead of copying it; all rules sit in one slice.
 func (a *arena) outChains() []outChain {
+	a.names, a.text = fit(a.names), fit(a.text)
 	names, text := arenaString(a.names), arenaString(a.text)
 	count := make([]int, len(a.chains))
 	for _, rr := range a.rules {
@@ -129,6 +131,16 @@ func (a *arena) outChains() []outChain {
 		oc.rules = append(oc.rules, text[rr.text.lo:rr.text.hi])
 	}
 	return out
+}
+
+// fit returns b, or a copy of it without the spare capacity when that is
+// more than an eighth of it: presize guesses for every layout, and the
+// strings keep the whole array alive for as long as any rule is in use.
+func fit(b []byte) []byte {
+	if cap(b)-len(b) <= cap(b)/8 {
+		return b
+	}
+	return append(make([]byte, 0, len(b)), b...)
 }
 
 // arenaString returns b as a string without copying; b must never be

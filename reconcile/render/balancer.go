@@ -23,7 +23,7 @@ const maxInlineSources = 1
 
 // renderBalancer renders the chains of one balancer into the arena;
 // packBalancers turns them into its balancerOut once every balancer is done.
-func (r *renderer) renderBalancer(bp *plan.BalancerPlan, srcs []netip.Addr, targets []*plan.Target) *balancerOut {
+func (r *renderer) renderBalancer(bp *plan.BalancerPlan, srcs []netip.Addr, targets []*plan.Target, in balancerInput) *balancerOut {
 	c0 := len(r.a.chains)
 	var leaf int
 	var leafSrcs []netip.Addr
@@ -32,7 +32,7 @@ func (r *renderer) renderBalancer(bp *plan.BalancerPlan, srcs []netip.Addr, targ
 	} else {
 		leaf, leafSrcs = r.balancerChains(bp, srcs, targets)
 	}
-	out := r.bal.add(balancerInput{reject: len(targets) == 0, strategy: bp.Strategy, proto: protocol(bp.Frontend.Protocol), srcs: srcs}, targets, r.node)
+	out := r.bal.add(in)
 	out.srcs = leafSrcs
 	r.bal.pending = append(r.bal.pending, pendingOut{out: out, c0: c0, c1: len(r.a.chains), leaf: leaf})
 	return out
@@ -70,7 +70,8 @@ func (r *renderer) balancerChains(bp *plan.BalancerPlan, srcs []netip.Addr, targ
 // targetRule writes the rule of chain svc that chooses targets[i] of n: it
 // takes its share of the connections that reach it (rest is the weight of
 // targets[i:]) and DNATs them, or, for a target on this host, sends them to
-// a WEIR-SEP chain of their own.
+// the WEIR-SEP chain of its endpoint, which marks them for masquerading
+// first (see RenderWith).
 func (r *renderer) targetRule(svc int, bp *plan.BalancerPlan, i, n, rest int, t *plan.Target) {
 	proto := protocol(bp.Frontend.Protocol)
 	to := netip.AddrPortFrom(t.Address.Unmap(), t.Port)
@@ -100,13 +101,7 @@ func (r *renderer) targetRule(svc int, bp *plan.BalancerPlan, i, n, rest int, t 
 		w.dnat(to)
 		return
 	}
-	// A target on this host is marked for masquerading first; MARK and
-	// DNAT are two targets, so it needs a chain of its own.
-	r.a.key = append(append(append(r.a.key[:0], bp.Name...), '/'), t.Guest...)
-	sep := r.a.hashedChain(tableNat, kindSEP, r.a.key)
-	w.jump(sep)
-	r.a.rule(sep).comment(bp.Name).jumpTo(MarkMasqChain)
-	r.a.rule(sep).proto(proto).comment(bp.Name).dnat(to)
+	w.jumpTo(r.seps.name(endpoint{proto: proto, to: to}))
 }
 
 // rejectChains adds the filter chain of a balancer without targets taking

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+	"strings"
 
 	"weir/spec"
 )
@@ -28,9 +29,9 @@ type dispatchEntry struct {
 const maxChainDepth = 15
 
 // treeDepth bounds the dispatch chains (WEIR-DST/PRO/PRT) on any path, so
-// that WEIR-SERVICES, the tree, and a balancer's SRC → SVC → SEP →
-// WEIR-MARK-MASQ stay within maxChainDepth with one level to spare.
-const treeDepth = maxChainDepth - 1 - 4 - 1
+// that WEIR-SERVICES, the tree, and a balancer's SRC → SVC → SEP stay
+// within maxChainDepth with two levels to spare.
+const treeDepth = maxChainDepth - 1 - 3 - 2
 
 // dispatch fills root with the dispatch tree (or list) leading to entries.
 //
@@ -52,10 +53,7 @@ const treeDepth = maxChainDepth - 1 - 4 - 1
 // adding or removing a frontend changes only the chains on its path.
 func (r *renderer) dispatch(table, root int, entries []dispatchEntry) {
 	width := r.width()
-	slices.SortFunc(entries, func(a, b dispatchEntry) int {
-		return cmp.Or(compareKey(a.addr, b.addr), cmp.Compare(a.proto, b.proto),
-			cmp.Compare(a.port, b.port), cmp.Compare(a.comment, b.comment))
-	})
+	sortEntries(entries)
 	// Two balancers on one address:port:protocol is a validation error; if
 	// one slips through, the first by name wins in both dispatch modes.
 	entries = slices.CompactFunc(entries, func(a, b dispatchEntry) bool {
@@ -90,6 +88,50 @@ func (r *renderer) dispatch(table, root int, entries []dispatchEntry) {
 	// below it: keep two levels for them.
 	stride := chooseStride(keys, width, l, treeDepth-2)
 	t.addrNode(root, 0, keys, 0, len(keys), l, stride)
+}
+
+// sortEntries sorts entries by address, protocol, port and balancer name.
+// Entries are large, so it sorts their packed keys with indexes and then
+// permutes the entries once; names only break ties, which a valid spec
+// never has.
+func sortEntries(entries []dispatchEntry) {
+	type sortKey struct {
+		addr key
+		k    uint64 // protocol rank and port
+		i    int
+	}
+	keys := make([]sortKey, len(entries))
+	for i, e := range entries {
+		keys[i] = sortKey{e.addr, protoRank(e.proto)<<16 | uint64(e.port), i}
+	}
+	slices.SortFunc(keys, func(a, b sortKey) int {
+		if c := compareKey(a.addr, b.addr); c != 0 {
+			return c
+		}
+		if a.k != b.k {
+			return cmp.Compare(a.k, b.k)
+		}
+		return strings.Compare(entries[a.i].comment, entries[b.i].comment)
+	})
+	sorted := make([]dispatchEntry, len(entries))
+	for j, k := range keys {
+		sorted[j] = entries[k.i]
+	}
+	copy(entries, sorted)
+}
+
+// protoRank orders the protocols of dispatch entries (always one of the
+// three, see protocol) as their names sort.
+func protoRank(p spec.Protocol) uint64 {
+	switch p {
+	case spec.SCTP:
+		return 0
+	case spec.TCP:
+		return 1
+	case spec.UDP:
+		return 2
+	}
+	return 3
 }
 
 // tree builds the dispatch chains of one table.

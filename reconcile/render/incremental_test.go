@@ -158,14 +158,15 @@ func copiedChains(prev, cur *render.Ruleset) int {
 	return n
 }
 
-// isDispatchChain reports whether name is a top or dispatch-tree chain,
-// which every Render writes anew.
+// isDispatchChain reports whether name is a top, dispatch-tree or
+// endpoint (WEIR-SEP) chain, which every Render writes anew.
 func isDispatchChain(name string) bool {
 	switch {
-	case strings.HasPrefix(name, "WEIR-DST-"), strings.HasPrefix(name, "WEIR-PRO-"), strings.HasPrefix(name, "WEIR-PRT-"):
+	case strings.HasPrefix(name, "WEIR-DST-"), strings.HasPrefix(name, "WEIR-PRO-"), strings.HasPrefix(name, "WEIR-PRT-"),
+		strings.HasPrefix(name, "WEIR-SEP-"):
 		return true
 	}
-	return name == render.ServicesChain || name == render.RejectChain || name == render.PostroutingChain || name == render.MarkMasqChain
+	return name == render.ServicesChain || name == render.RejectChain || name == render.PostroutingChain
 }
 
 // findBalancer returns the balancer of p named name, or fails.

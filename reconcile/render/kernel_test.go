@@ -93,7 +93,7 @@ func TestRenderCanonicalOnKernel(t *testing.T) {
 			for _, tb := range pl.rs.Tables {
 				fmt.Fprintf(&del, "*%s\n", tb.Name)
 				for _, c := range tb.Chains {
-					if !slices.Contains([]string{render.ServicesChain, render.RejectChain, render.PostroutingChain, render.MarkMasqChain}, c.Name) {
+					if !slices.Contains([]string{render.ServicesChain, render.RejectChain, render.PostroutingChain}, c.Name) {
 						fmt.Fprintf(&del, "-X %s\n", c.Name)
 					}
 				}

@@ -18,10 +18,9 @@ const (
 	// ServicesChain is the root of the nat dispatch tree, entered from
 	// PREROUTING (guests' traffic) and OUTPUT (the host's own).
 	ServicesChain = "WEIR-SERVICES"
-	// PostroutingChain masquerades packets marked by MarkMasqChain.
+	// PostroutingChain masquerades packets the WEIR-SEP chains marked
+	// with MasqMark (hairpin traffic).
 	PostroutingChain = "WEIR-POSTROUTING"
-	// MarkMasqChain marks a packet for masquerading (hairpin traffic).
-	MarkMasqChain = "WEIR-MARK-MASQ"
 	// RejectChain is the root of the filter dispatch tree that rejects new
 	// connections to balancers without targets taking part; entered from
 	// FORWARD and OUTPUT for new connections only.
@@ -30,7 +29,8 @@ const (
 
 // MasqMark is the packet mark bit (value/mask) that asks WEIR-POSTROUTING to
 // masquerade. It is kube-proxy's bit, so a host running both agrees on its
-// meaning.
+// meaning: only packets DNATed to a target on the host itself carry it, and
+// those are the packets both want masqueraded.
 const MasqMark = "0x4000/0x4000"
 
 // OwnerComment is the comment on jumps and on rules that belong to no single
@@ -44,7 +44,7 @@ const (
 	kindPRT = "PRT" // dispatch: one address and protocol, a port-range node
 	kindSRC = "SRC" // balancer: match the source guests of this host (more than maxInlineSources)
 	kindSVC = "SVC" // balancer: statistic-mode choice of a target, DNAT to targets on other hosts
-	kindSEP = "SEP" // balancer: one target on this host: mark for masquerading, DNAT
+	kindSEP = "SEP" // one target endpoint on this host, shared by every balancer: mark for masquerading, DNAT
 	kindREJ = "REJ" // balancer without targets: reject its source guests (filter)
 )
 
@@ -100,8 +100,9 @@ func RenderAll(p *plan.Plan, node string, o RenderOptions) Rulesets {
 //
 //	nat    PREROUTING, OUTPUT → WEIR-SERVICES → dispatch tree (WEIR-DST/PRO/PRT-…)
 //	         → [WEIR-SRC-<balancer>] -s <each source guest on node> → WEIR-SVC-<balancer>
-//	         → statistic random|nth → DNAT addr:port                (target on another host)
-//	                                → WEIR-SEP-<target> → WEIR-MARK-MASQ, DNAT addr:port (on node)
+//	         → statistic random|nth → DNAT addr:port                   (target on another host)
+//	                                → WEIR-SEP-<proto addr:port>       (target on node)
+//	                                    → MARK MasqMark, DNAT addr:port
 //	nat    POSTROUTING → WEIR-POSTROUTING: MASQUERADE packets carrying MasqMark
 //	filter FORWARD, OUTPUT (new connections) → WEIR-REJECT → dispatch tree
 //	         → WEIR-REJ-<balancer>  -s <each source guest on node> REJECT
@@ -112,18 +113,32 @@ func RenderAll(p *plan.Plan, node string, o RenderOptions) Rulesets {
 // targets taking part (plan.BalancerPlan.Targets; Excluded ones get no rule)
 // are dispatched in nat; those without are rejected in filter (tcp-reset for
 // TCP, icmp-port-unreachable or icmp6-port-unreachable otherwise) rather
-// than left to time out. A target on node itself is marked for masquerading, so its replies come
-// back through the host's conntrack even when source and target share a
-// bridge or are the same guest (kube-proxy's KUBE-MARK-MASQ).
+// than left to time out.
 //
-// The kernel's cost of a commit on nf_tables grows with the number of chains
-// reachable from a built-in chain (nft_chain_validate walks the whole jump
-// graph below each one), so Render writes as few chains as it can: a target
-// on another host is DNATed straight from its WEIR-SVC rule, and only a
-// target on node gets a WEIR-SEP chain, because marking and DNAT are two
-// targets and a rule has one. A balancer with a single source guest on node
-// (maxInlineSources) has no WEIR-SRC chain: its dispatch leaf rule matches
-// the source itself (`-s G/32 -d V/32 … -j WEIR-SVC-…`).
+// A connection DNATed to a target on node itself is masqueraded, so its
+// replies come back through the host's conntrack even when source and target
+// share a bridge or are the same guest (hairpin; kube-proxy's KUBE-MARK-MASQ).
+// Marking and DNAT are two targets and a rule has one, so the DNAT to such a
+// target sits in a WEIR-SEP chain that marks the packet first; there is one
+// per target endpoint (protocol, address, port) on node, shared by every
+// balancer that sends to it, so their number is bounded by the host's own
+// guests and ports, not by balancers × targets. The mark is set only on
+// packets DNATed to node's own guests, which are the ones to masquerade:
+// connections to targets on other hosts keep their source address, traffic
+// weir does not balance (a port forward to a local guest) is never marked,
+// and kube-proxy, which masquerades every packet carrying the same bit, agrees.
+// (Marking a whole balancer's traffic in its WEIR-SVC chain instead would
+// need a bit of weir's own, a rule per balancer, and a MASQUERADE rule per
+// local guest in POSTROUTING, to save only one chain per endpoint.)
+//
+// Commits cost more the more chains they name: iptables-nft-restore keeps
+// every chain name a transaction mentions in a sorted list (quadratic in
+// their number), and nf_tables re-validates the jump graph below each
+// built-in chain. So Render writes as few chains as it can: a target on
+// another host is DNATed straight from its WEIR-SVC rule, and a balancer
+// with a single source guest on node (maxInlineSources) has no WEIR-SRC
+// chain: its dispatch leaf rule matches the source itself
+// (`-s G/32 -d V/32 … -j WEIR-SVC-…`).
 //
 // Rules are written in the form iptables-save (v1.8.9, nft and legacy) prints
 // them back, except for one field: a random-mode probability is written with 10
@@ -139,7 +154,7 @@ func RenderAll(p *plan.Plan, node string, o RenderOptions) Rulesets {
 // need ip6tables; IPv4 always has its top chains, as it did before IPv6
 // balancers existed.
 func RenderWith(p *plan.Plan, node string, o RenderOptions) *Ruleset {
-	r := &renderer{node: node, opts: o}
+	r := &renderer{node: node, opts: o, seps: &sepChains{}}
 	return r.render(p)
 }
 
@@ -155,6 +170,7 @@ type renderer struct {
 	a    arena
 	bal  balancerCache
 	srcs sourceCache
+	seps *sepChains
 }
 
 // Tables of the ruleset, in output order.
@@ -176,7 +192,7 @@ func (r *renderer) render(p *plan.Plan) *Ruleset {
 	rs := &Ruleset{Family: r.opts.Family, Flows: []Flow{}}
 	nb, nt := r.count(p)
 	if nb == 0 && r.opts.Family == spec.IPv6 {
-		r.bal.start(0, 0)
+		r.seps.used() // forgets the names of endpoints no longer sent to
 		return rs
 	}
 	// The balancers' own chains are written first, into arenas of their own
@@ -184,9 +200,9 @@ func (r *renderer) render(p *plan.Plan) *Ruleset {
 	// and the dispatch tree go into fresh arenas after them.
 	if len(r.bal.prev) == 0 {
 		r.a.presize(nb, nt)
+		r.bal.start(nb)
 	}
-	r.bal.start(nb, nt)
-	natEntries, filterEntries := r.balancers(p, rs)
+	natEntries, filterEntries := r.balancers(p, rs, nb, nt)
 	r.packBalancers()
 	for _, es := range [][]dispatchEntry{natEntries, filterEntries} {
 		for i := range es {
@@ -203,11 +219,14 @@ func (r *renderer) render(p *plan.Plan) *Ruleset {
 }
 
 // balancers renders (or reuses) the chains of every balancer of p that
-// r.node sets, adds their flows to rs, and returns the dispatch entries of
-// those with targets (nat) and without (filter).
-func (r *renderer) balancers(p *plan.Plan, rs *Ruleset) (natEntries, filterEntries []dispatchEntry) {
+// r.node sets (nb of them, with nt targets), adds their flows to rs, and
+// returns the dispatch entries of those with targets (nat) and without
+// (filter).
+func (r *renderer) balancers(p *plan.Plan, rs *Ruleset, nb, nt int) (natEntries, filterEntries []dispatchEntry) {
 	var targets []*plan.Target
-	var flowTargets []netip.AddrPort // backing array of every Flow.Targets
+	flowTargets := make([]netip.AddrPort, 0, nt) // backing array of every Flow.Targets
+	rs.Flows = make([]Flow, 0, nb)
+	natEntries = make([]dispatchEntry, 0, nb)
 	for i := range p.Balancers {
 		bp := &p.Balancers[i]
 		if !r.renders(bp) {
@@ -222,8 +241,12 @@ func (r *renderer) balancers(p *plan.Plan, rs *Ruleset) (natEntries, filterEntri
 		// Assign gives every target its address of the frontend's family.
 		for j := range bp.Targets {
 			t := &bp.Targets[j]
+			a := t.Address.Unmap()
 			targets = append(targets, t)
-			flowTargets = append(flowTargets, netip.AddrPortFrom(t.Address.Unmap(), t.Port))
+			flowTargets = append(flowTargets, netip.AddrPortFrom(a, t.Port))
+			if t.Host == r.node {
+				r.seps.use(endpoint{proto: protocol(bp.Frontend.Protocol), to: netip.AddrPortFrom(a, t.Port)})
+			}
 		}
 		rs.Flows = append(rs.Flows, Flow{Balancer: bp.Name, Frontend: bp.Frontend,
 			Targets: flowTargets[first:len(flowTargets):len(flowTargets)]})
@@ -247,9 +270,10 @@ func (r *renderer) balancers(p *plan.Plan, rs *Ruleset) (natEntries, filterEntri
 // balancer reuses the previous call's chains of bp when they were rendered
 // from the same inputs, else renders them, and returns bp's dispatch entry.
 func (r *renderer) balancer(bp *plan.BalancerPlan, srcs []netip.Addr, targets []*plan.Target) dispatchEntry {
+	in := r.bal.fingerprint(bp, srcs, targets, r.node)
 	out, dup := r.bal.prev[bp.Name], r.bal.next[bp.Name] != nil
-	if out == nil || dup || !out.in.matches(bp, srcs, targets, r.node) {
-		out = r.renderBalancer(bp, srcs, targets)
+	if out == nil || dup || out.in != in {
+		out = r.renderBalancer(bp, srcs, targets, in)
 	}
 	if !dup && r.bal.next != nil {
 		// Names are unique in a valid spec; of duplicates, only the
@@ -268,13 +292,17 @@ func (r *renderer) balancer(bp *plan.BalancerPlan, srcs []netip.Addr, targets []
 	}
 }
 
-// topChains writes the chains that mark packets for masquerading and
-// masquerade them.
+// topChains writes the chain that masquerades marked packets and the
+// WEIR-SEP chains of the target endpoints on r.node that the balancers
+// jump to.
 func (r *renderer) topChains() {
-	mark := r.a.namedChain(tableNat, MarkMasqChain)
-	r.a.rule(mark).comment(OwnerComment).to("MARK --set-xmark " + MasqMark)
 	post := r.a.namedChain(tableNat, PostroutingChain)
 	r.a.rule(post).match("mark --mark " + MasqMark).comment(OwnerComment).to("MASQUERADE")
+	for _, ep := range r.seps.used() {
+		sep := r.a.namedChain(tableNat, r.seps.name(ep))
+		r.a.rule(sep).comment(OwnerComment).to("MARK --set-xmark " + MasqMark)
+		r.a.rule(sep).proto(ep.proto).comment(OwnerComment).dnat(ep.to)
+	}
 }
 
 // jumpTables returns the ruleset's tables with their jumps from the built-in

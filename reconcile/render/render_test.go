@@ -112,7 +112,7 @@ func TestRenderShape(t *testing.T) {
 	// A host that sets nothing still has every top chain, so its jumps are valid.
 	want := map[string][]string{
 		"filter": {render.RejectChain},
-		"nat":    {render.MarkMasqChain, render.PostroutingChain, render.ServicesChain},
+		"nat":    {render.PostroutingChain, render.ServicesChain},
 	}
 	if len(rs.Tables) != 2 || rs.Tables[0].Name != "filter" || rs.Tables[1].Name != "nat" {
 		t.Fatalf("tables = %v; want filter, nat", rs.Tables)
@@ -134,8 +134,8 @@ func TestRenderShape(t *testing.T) {
 	if rs.Balancers() != 0 || len(rs.Flows) != 0 {
 		t.Errorf("Balancers() = %d; want 0", rs.Balancers())
 	}
-	if got := rs.Rules(); got != 2 {
-		t.Errorf("Rules() = %d; want 2 (mark and masquerade)", got)
+	if got := rs.Rules(); got != 1 {
+		t.Errorf("Rules() = %d; want 1 (masquerade)", got)
 	}
 }
 
@@ -148,8 +148,8 @@ func TestRenderComments(t *testing.T) {
 					t.Errorf("%s %s: rule without comment: %s", tb.Name, c.Name, r)
 				}
 				perBalancer := !strings.HasPrefix(c.Name, "WEIR-DST-") && !strings.HasPrefix(c.Name, "WEIR-PRT-") &&
-					!strings.HasPrefix(c.Name, "WEIR-PRO-") && c.Name != render.ServicesChain && c.Name != render.RejectChain &&
-					c.Name != render.MarkMasqChain && c.Name != render.PostroutingChain
+					!strings.HasPrefix(c.Name, "WEIR-PRO-") && !strings.HasPrefix(c.Name, "WEIR-SEP-") &&
+					c.Name != render.ServicesChain && c.Name != render.RejectChain && c.Name != render.PostroutingChain
 				if perBalancer && strings.Contains(r, "--comment weir ") {
 					t.Errorf("%s %s: balancer rule with the generic comment: %s", tb.Name, c.Name, r)
 				}
@@ -194,6 +194,17 @@ func TestSaveForm(t *testing.T) {
 	for _, tt := range tests {
 		if got := render.SaveForm(tt.rendered); got != tt.saved {
 			t.Errorf("render.SaveForm(%q) =\n %q; want\n %q", tt.rendered, got, tt.saved)
+		}
+		if !render.SavedAs(tt.rendered, tt.saved) {
+			t.Errorf("render.SavedAs(%q, %q) = false; want true", tt.rendered, tt.saved)
+		}
+		for _, other := range []string{
+			tt.saved + " ", tt.saved[:len(tt.saved)-1], strings.Replace(tt.saved, "x", "y", 1),
+			strings.Replace(tt.saved, "0.2", "0.3", 1), strings.Replace(tt.saved, "-j", "-g", 1), "",
+		} {
+			if other != tt.saved && render.SavedAs(tt.rendered, other) {
+				t.Errorf("render.SavedAs(%q, %q) = true; want false", tt.rendered, other)
+			}
 		}
 	}
 }

@@ -134,6 +134,32 @@ func SaveForm(rule string) string {
 	return rule[:start] + strconv.FormatFloat(q, 'f', 11, 64) + rule[end:]
 }
 
+// SavedAs reports whether saved is rule as iptables-save prints it back:
+// SaveForm(rule) == saved, without building SaveForm's string.
+func SavedAs(rule, saved string) bool {
+	const flag = "--probability "
+	i := strings.Index(rule, flag)
+	if i < 0 {
+		return rule == saved
+	}
+	start := i + len(flag)
+	end := start + strings.IndexByte(rule[start:]+" ", ' ')
+	if len(saved) < start || saved[:start] != rule[:start] {
+		return false
+	}
+	send := start + strings.IndexByte(saved[start:]+" ", ' ')
+	if saved[send:] != rule[end:] {
+		return false
+	}
+	p, err := strconv.ParseFloat(rule[start:end], 64)
+	if err != nil {
+		return rule == saved
+	}
+	q := math.Round(p*0x80000000) / 0x80000000
+	var buf [32]byte
+	return string(strconv.AppendFloat(buf[:0], q, 'f', 11, 64)) == saved[start:send]
+}
+
 // assemble turns the arena and the balancers' chains into the Ruleset's
 // chains, sorted by name.
 func (r *renderer) assemble(rs *Ruleset) {

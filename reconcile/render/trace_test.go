@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 
@@ -146,6 +147,59 @@ func TestTraceHairpin(t *testing.T) {
 	want := map[string]float64{"198.19.1.2:80 masq": 1.0 / 3, "198.19.1.3:80 masq": 1.0 / 3, "198.19.2.3:80": 1.0 / 3}
 	if !sharesEqual(got, want, 1e-9) {
 		t.Errorf("shares = %s; want %s", formatShares(got), formatShares(want))
+	}
+}
+
+// TestTraceSharedEndpoints: balancers that send to the same target endpoint
+// on the host share its WEIR-SEP chain, one per (protocol, address, port);
+// each still gets its own shares, only the local targets are masqueraded,
+// and a packet to a local guest that no balancer rewrote is left alone.
+func TestTraceSharedEndpoints(t *testing.T) {
+	s := ts.Spec([]spec.Host{
+		ts.Host("host-a", "198.18.0.1",
+			ts.Guest("web-1", "198.19.1.2", "frontend"),
+			ts.Guest("orders-1", "198.19.1.3", "orders", "billing"),
+			ts.Guest("orders-2", "198.19.1.4", "orders")),
+		ts.Host("host-b", "198.18.0.2",
+			ts.Guest("orders-3", "198.19.2.3", "orders", "billing")),
+	},
+		ts.Balancer("a", "frontend", "orders", "198.20.0.10:80/tcp", ts.TargetPort(8080)),
+		ts.Balancer("b", "frontend", "orders", "198.20.0.11:80/tcp", ts.TargetPort(8080), ts.Weights(map[string]int{"orders-2": 2})),
+		ts.Balancer("c", "frontend", "billing", "198.20.0.12:80/tcp", ts.TargetPort(8080)),
+		ts.Balancer("d", "frontend", "billing", "198.20.0.13:80/tcp", ts.TargetPort(9090)),
+		ts.Balancer("e", "frontend", "billing", "198.20.0.13:80/udp", ts.TargetPort(8080)),
+	)
+	p := plan.Assign(s, []string{"host-a", "host-b"}, nil)
+	rs := render.Render(p, "host-a")
+	var seps []string
+	for _, c := range rs.Tables[1].Chains {
+		if strings.HasPrefix(c.Name, "WEIR-"+render.KindSEP+"-") {
+			seps = append(seps, c.Rules[1])
+		}
+	}
+	slices.Sort(seps)
+	want := []string{
+		"-p tcp -m comment --comment weir -j DNAT --to-destination 198.19.1.3:8080",
+		"-p tcp -m comment --comment weir -j DNAT --to-destination 198.19.1.3:9090",
+		"-p tcp -m comment --comment weir -j DNAT --to-destination 198.19.1.4:8080",
+		"-p udp -m comment --comment weir -j DNAT --to-destination 198.19.1.3:8080",
+	}
+	if !slices.Equal(seps, want) {
+		t.Errorf("WEIR-SEP chains DNAT to\n%s\nwant one per local endpoint:\n%s", strings.Join(seps, "\n"), strings.Join(want, "\n"))
+	}
+	tr := newTracer(t, rs)
+	for _, bp := range p.Balancers {
+		got := shares(tr.trace(tracePacket{src: netip.MustParseAddr("198.19.1.2"), dst: bp.Frontend.Address,
+			proto: string(bp.Frontend.Protocol), dport: bp.Frontend.Port}))
+		if want := wantShares(&bp, "host-a"); !sharesEqual(got, want, 1e-9) {
+			t.Errorf("%s: %s; want %s", bp.Name, formatShares(got), formatShares(want))
+		}
+	}
+	for _, dst := range []string{"198.19.1.3", "198.19.1.4"} {
+		paths := tr.trace(pkt("198.19.1.2", dst, "tcp", 8080))
+		if got := shares(paths); !sharesEqual(got, map[string]float64{"none": 1}, 0) || paths[0].masq || paths[0].mark != 0 {
+			t.Errorf("a packet straight to the local guest %s: %s, masq %v, mark %#x; want untouched", dst, formatShares(got), paths[0].masq, paths[0].mark)
+		}
 	}
 }
 
@@ -346,8 +400,8 @@ func TestTreeDepthBoundAdversarial(t *testing.T) {
 	}
 }
 
-// TestRenderChainLayout: a WEIR-SEP chain exists only for a target on the
-// host (it must be marked for masquerading), a WEIR-SRC chain only for more
+// TestRenderChainLayout: a WEIR-SEP chain exists only for a target endpoint
+// on the host (it must be marked for masquerading), a WEIR-SRC chain only for more
 // than render.MaxInlineSources source guests on the host; either way every source
 // guest gets the plan's shares and a guest that is not a source gets nothing.
 func TestRenderChainLayout(t *testing.T) {
