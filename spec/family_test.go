@@ -137,3 +137,21 @@ func TestGuestAddrByFamily(t *testing.T) {
 		t.Errorf("api-2 Addr(IPv6) = %v; want none", got)
 	}
 }
+
+// A Loader re-checks the family rule when only the hosts change: a family
+// error in the unchanged balancers' file appears and goes away as Load's.
+func TestLoaderFamilyRevisions(t *testing.T) {
+	six := balancer("web-api6", `"fd00:20::10"`)
+	var ld Loader
+	for i, over := range []map[string]string{
+		{"hosts.yaml": allDual(), "six.yaml": six},
+		{"hosts.yaml": dualHosts, "six.yaml": six}, // api-2 loses its IPv6 address
+		{"hosts.yaml": allDual(), "six.yaml": six},
+		{"six.yaml": six}, // no guest has one
+	} {
+		sameAsLoad(t, &ld, hashFS{baseTree(t, over), map[string]int{}})
+		if _, err := ld.Load(baseTree(t, over)); (err == nil) != (i%2 == 0) {
+			t.Errorf("revision %d: Load error %v; want one exactly in the odd revisions", i, err)
+		}
+	}
+}
