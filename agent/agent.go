@@ -82,10 +82,11 @@ type Cluster interface {
 	UnhealthyChecks() map[string][]spec.CheckID
 }
 
-// Syncer applies a host's desired ruleset to netfilter atomically and repairs
-// drift (weir/reconcile's *Syncer, adapted in the wiring).
+// Syncer applies a host's desired rulesets (IPv4 and IPv6) to netfilter
+// atomically per table and family, and repairs drift (weir/reconcile's
+// *Syncer, one per family, adapted in the wiring).
 type Syncer interface {
-	Apply(ctx context.Context, rs *render.Ruleset) error
+	Apply(ctx context.Context, rs render.Rulesets) error
 	// Reconcile compares the live ruleset with the last applied one and
 	// repairs it when it drifted.
 	Reconcile(ctx context.Context) (repaired bool, err error)
@@ -93,10 +94,10 @@ type Syncer interface {
 
 // Desired is this host's part of a plan.
 type Desired struct {
-	Digest    string // digest of the cluster-wide plan; equal on agreeing nodes
-	Ruleset   *render.Ruleset
-	Balancers int // balancers this host sets
-	Rules     int // rules in Ruleset
+	Digest    string          // digest of the cluster-wide plan; equal on agreeing nodes
+	Rulesets  render.Rulesets // by family
+	Balancers int             // balancers this host sets, in both families
+	Rules     int             // rules in Rulesets
 	// Health lists the plan's unhealthy targets and failing-open
 	// balancers; nil when there are none.
 	Health *cluster.HealthSummary
@@ -178,8 +179,8 @@ type KeyManager interface {
 // that changed since the previous revision), Planner to ReconcilePlanner and
 // Status to cluster.BuildStatus. Keys is optional: without it /keys answers
 // 501. Probe runs the health checks of this host's guests (default: over the
-// network, health.NewNetProbe). Counters is optional: without it
-// /balancers/NAME reports no connection counts.
+// network, health.NewNetProbe). Counters (and Counters6, for IPv6 balancers)
+// are optional: without them /balancers/NAME reports no connection counts.
 type Deps struct {
 	Source   source.Source
 	Load     LoadFunc
@@ -190,6 +191,9 @@ type Deps struct {
 	Keys     KeyManager
 	Probe    health.ProbeFunc
 	Counters Counters
+	// Counters6 reads ip6tables' counters, for IPv6 balancers, as Counters
+	// does iptables'.
+	Counters6 Counters
 }
 
 // revisionSpec is one validated revision.

@@ -128,7 +128,11 @@ func (a *Agent) serviceCounters(ctx context.Context, bp *plan.BalancerPlan) (map
 	if len(bp.Targets) == 0 {
 		return out, nil // no rule sends anywhere: new connections are rejected
 	}
-	if a.deps.Counters == nil {
+	counters := a.deps.Counters
+	if spec.FamilyOf(bp.Frontend.Address) == spec.IPv6 {
+		counters = a.deps.Counters6
+	}
+	if counters == nil {
 		return nil, errors.New("no counter reader configured")
 	}
 	select {
@@ -137,7 +141,7 @@ func (a *Agent) serviceCounters(ctx context.Context, bp *plan.BalancerPlan) (map
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	rules, err := a.deps.Counters.ChainCounters(ctx, "nat", render.ServiceChain(bp.Name))
+	rules, err := counters.ChainCounters(ctx, "nat", render.ServiceChain(bp.Name))
 	if err != nil {
 		return nil, err
 	}

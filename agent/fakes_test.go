@@ -259,7 +259,7 @@ func fakePlan(s *spec.Spec, alive []string, _ plan.Health, node string) Desired 
 		rules += len(c.Rules)
 	}
 	rs.Tables = []render.Table{t}
-	return Desired{Digest: fmt.Sprintf("%x", h.Sum(nil))[:12], Ruleset: rs, Balancers: bals, Rules: rules}
+	return Desired{Digest: fmt.Sprintf("%x", h.Sum(nil))[:12], Rulesets: render.Rulesets{rs, {Family: spec.IPv6}}, Balancers: bals, Rules: rules}
 }
 
 // fakeSyncer records what is "in the kernel".
@@ -279,7 +279,8 @@ type fakeSyncer struct {
 	checkedAt []time.Time
 }
 
-func (f *fakeSyncer) Apply(ctx context.Context, rs *render.Ruleset) error {
+func (f *fakeSyncer) Apply(ctx context.Context, rss render.Rulesets) error {
+	rs := rss[spec.IPv4]
 	f.mu.Lock()
 	stall := f.stallNext
 	f.stallNext = false

@@ -120,7 +120,7 @@ func TestMemoryChild(t *testing.T) {
 		}
 		planner := ReconcilePlanner()
 		d := planner.Plan(s, alive, nil, "host-42")
-		if _, err := syncer.Apply(ctx, d.Ruleset); err != nil {
+		if _, err := syncer.Apply(ctx, d.Rulesets[spec.IPv4]); err != nil {
 			t.Fatal(err)
 		}
 		if d.Balancers != 10000 {
@@ -131,7 +131,7 @@ func TestMemoryChild(t *testing.T) {
 			t.Fatal(err)
 		}
 		d = planner.Plan(cand, alive, nil, "host-42")
-		res, err := syncer.Apply(ctx, d.Ruleset)
+		res, err := syncer.Apply(ctx, d.Rulesets[spec.IPv4])
 		if err != nil || res.Full || res.ChainsWritten == 0 {
 			t.Fatalf("second Apply = full %v, %d chains, %v; want partial", res.Full, res.ChainsWritten, err)
 		}

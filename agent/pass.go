@@ -92,7 +92,7 @@ func (a *Agent) apply(ctx context.Context, cand *revisionSpec, resync, force, ho
 	}
 
 	a.want(target.revision, d)
-	if err := a.deps.Syncer.Apply(ctx, d.Ruleset); err != nil {
+	if err := a.deps.Syncer.Apply(ctx, d.Rulesets); err != nil {
 		a.applyFailed(ctx, cand, good, target, d, err)
 		return
 	}

@@ -6,6 +6,7 @@ import (
 
 	"weir/reconcile/netfilter"
 	"weir/reconcile/render"
+	"weir/spec"
 )
 
 // wantedRules is the ruleset the agent last handed to the Syncer, with
@@ -13,7 +14,7 @@ import (
 // kernel, applied or not.
 type wantedRules struct {
 	revision, digest string
-	ruleset          *render.Ruleset
+	rulesets         render.Rulesets // nil ones before the first plan
 }
 
 // want records d, planned from revision, as what the agent wants applied.
@@ -21,20 +22,23 @@ type wantedRules struct {
 // readers may render it without copying.
 func (a *Agent) want(revision string, d Desired) {
 	a.mu.Lock()
-	a.wanted = wantedRules{revision: revision, digest: d.Digest, ruleset: d.Ruleset}
+	a.wanted = wantedRules{revision: revision, digest: d.Digest, rulesets: d.Rulesets}
 	a.mu.Unlock()
 }
 
-// familyRuleset returns the part of rs one address family's command
-// programs: "ipv4" is everything Render writes today (iptables).
-func familyRuleset(rs *render.Ruleset, family string) (*render.Ruleset, bool) {
-	if family == "ipv4" {
-		return rs, true
+// familyOf returns the family a GET /rules?family=NAME asks for: "ipv4"
+// (iptables, the default) or "ipv6" (ip6tables).
+func familyOf(name string) (spec.Family, bool) {
+	for _, f := range spec.Families() {
+		if name == f.Name() {
+			return f, true
+		}
 	}
-	return nil, false
+	return 0, false
 }
 
-// handleRules answers GET /rules[?family=ipv4]: the owned rules the agent
+// handleRules answers GET /rules[?family=ipv4|ipv6]: the owned rules of one
+// family the agent
 // wants in the kernel, in the saved form `weir diff` compares with the
 // live rules (netfilter.DesiredText), with the revision and digest in the
 // Weir-Revision and Weir-Digest headers. 503 before the first plan.
@@ -46,13 +50,14 @@ func (a *Agent) handleRules(w http.ResponseWriter, r *http.Request) {
 	a.mu.Lock()
 	wr := a.wanted
 	a.mu.Unlock()
-	if wr.ruleset == nil {
-		http.Error(w, "no ruleset planned yet: the agent has no valid revision", http.StatusServiceUnavailable)
+	f, ok := familyOf(family)
+	if !ok {
+		http.Error(w, fmt.Sprintf("unknown family %q (want ipv4 or ipv6)", family), http.StatusBadRequest)
 		return
 	}
-	rs, ok := familyRuleset(wr.ruleset, family)
-	if !ok {
-		http.Error(w, fmt.Sprintf("unknown family %q (want ipv4)", family), http.StatusBadRequest)
+	rs := wr.rulesets[f]
+	if rs == nil {
+		http.Error(w, "no ruleset planned yet: the agent has no valid revision", http.StatusServiceUnavailable)
 		return
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")

@@ -218,11 +218,15 @@ func (cfg *Config) seeds(localAddr string) []string {
 	return seeds
 }
 
-// splitIPPort parses "IP:PORT" or a bare "IP" (port 7946).
+// splitIPPort parses "IP:PORT", "[IPv6]:PORT" or a bare "IP" or "[IPv6]"
+// (port 7946).
 func splitIPPort(s string) (string, int, error) {
 	host, portStr, err := net.SplitHostPort(s)
 	if err != nil {
-		host, portStr = strings.Trim(s, "[]"), strconv.Itoa(DefaultPort)
+		host, portStr = s, strconv.Itoa(DefaultPort)
+		if inner, ok := strings.CutPrefix(s, "["); ok && strings.HasSuffix(inner, "]") {
+			host = strings.TrimSuffix(inner, "]")
+		}
 	}
 	if net.ParseIP(host) == nil {
 		return "", 0, fmt.Errorf("%q is not an IP address", host)

@@ -131,3 +131,58 @@ func TestChiSquare(t *testing.T) {
 		}
 	}
 }
+
+// foreignTables are the tables whose foreign rules the foreign-rule tests
+// watch.
+var foreignTables = []string{"nat", "filter", "mangle"}
+
+// foreignState is every host's foreignTables as one command family reads
+// them, taken after the foreign rules were set up and before weir ran.
+type foreignState struct {
+	cmd      string // "iptables" or "ip6tables"
+	read     func(h *lab.Host, table string) []string
+	pristine map[string]map[string][]string // host → table → lines
+}
+
+// setUpForeign runs every rule of setup with cmd on every host and records
+// the tables read then.
+func (e *env) setUpForeign(cmd string, setup [][]string, read func(h *lab.Host, table string) []string) *foreignState {
+	e.t.Helper()
+	fs := &foreignState{cmd: cmd, read: read, pristine: map[string]map[string][]string{}}
+	for _, h := range e.lab.Hosts {
+		for _, args := range setup {
+			if _, err := e.lab.Exec(e.ctx, h.NS, cmd, args...); err != nil {
+				e.t.Fatal(err)
+			}
+		}
+		fs.pristine[h.Name] = map[string][]string{}
+		for _, tb := range foreignTables {
+			fs.pristine[h.Name][tb] = read(h, tb)
+		}
+	}
+	return fs
+}
+
+// check reports every host's table whose foreign rules are no longer the
+// pristine ones, at stage.
+func (fs *foreignState) check(t *testing.T, hosts []*lab.Host, stage string) {
+	t.Helper()
+	for _, h := range hosts {
+		for _, tb := range foreignTables {
+			if got, want := foreignLines(fs.read(h, tb)), fs.pristine[h.Name][tb]; !slices.Equal(got, want) {
+				t.Errorf("%s: %s %s %s foreign rules changed:\ngot  %q\nwant %q", stage, h.Name, fs.cmd, tb, got, want)
+			}
+		}
+	}
+}
+
+// checkPristine reports host h's tables that are not exactly pristine
+// (after weir cleanup: no rule of weir's left, every foreign one kept).
+func (fs *foreignState) checkPristine(t *testing.T, h *lab.Host) {
+	t.Helper()
+	for _, tb := range foreignTables {
+		if got, want := fs.read(h, tb), fs.pristine[h.Name][tb]; !slices.Equal(got, want) {
+			t.Errorf("after weir cleanup %s %s %s:\ngot  %q\nwant %q", h.Name, fs.cmd, tb, got, want)
+		}
+	}
+}

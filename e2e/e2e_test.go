@@ -566,28 +566,10 @@ var foreignSetup = [][]string{
 // exactly weir's.
 func TestForeignRulesSurvive(t *testing.T) {
 	e := newBasicEnv(t)
-	tables := []string{"nat", "filter", "mangle"}
-	pristine := map[string]map[string][]string{}
-	for _, h := range e.lab.Hosts {
-		for _, args := range foreignSetup {
-			if _, err := e.lab.Exec(e.ctx, h.NS, "iptables", args...); err != nil {
-				t.Fatal(err)
-			}
-		}
-		pristine[h.Name] = map[string][]string{}
-		for _, tb := range tables {
-			pristine[h.Name][tb] = e.rules(h, tb)
-		}
-	}
+	foreign := e.setUpForeign("iptables", foreignSetup, e.rules)
 	check := func(stage string) {
 		t.Helper()
-		for _, h := range e.lab.Hosts {
-			for _, tb := range tables {
-				if got, want := foreignLines(e.rules(h, tb)), pristine[h.Name][tb]; !slices.Equal(got, want) {
-					t.Errorf("%s: %s %s foreign rules changed:\ngot  %q\nwant %q", stage, h.Name, tb, got, want)
-				}
-			}
-		}
+		foreign.check(t, e.lab.Hosts, stage)
 	}
 	c := e.push("basic", renderSpecs(basicHosts(), []balancerSpec{ordersBalancer(nil)}))
 	e.startAgents()
@@ -639,10 +621,6 @@ func TestForeignRulesSurvive(t *testing.T) {
 		if _, stderr, err := e.weir.Run(e.ctx, h, "cleanup"); err != nil {
 			t.Fatalf("weir cleanup on %s: %v (%s)", h.Name, err, stderr)
 		}
-		for _, tb := range tables {
-			if got, want := e.rules(h, tb), pristine[h.Name][tb]; !slices.Equal(got, want) {
-				t.Errorf("after weir cleanup %s %s:\ngot  %q\nwant %q", h.Name, tb, got, want)
-			}
-		}
+		foreign.checkPristine(t, h)
 	}
 }

@@ -8,7 +8,7 @@ import (
 
 // guestSpec, hostSpec and balancerSpec render spec YAML for a test.
 type guestSpec struct {
-	name, addr string
+	name, addr string // addr "A,B" is a dual-stack guest: `addresses: ["A", "B"]`
 	services   []string
 }
 
@@ -34,6 +34,10 @@ func renderSpecs(hosts []hostSpec, bals []balancerSpec) map[string]string {
 		var b strings.Builder
 		fmt.Fprintf(&b, "apiVersion: weir/v1\nkind: Host\nmetadata:\n  name: %s\nspec:\n  address: %s\n  guests:\n", h.name, h.addr)
 		for _, g := range h.guests {
+			if strings.Contains(g.addr, ",") {
+				fmt.Fprintf(&b, "    - name: %s\n      addresses: [\"%s\"]\n      services: [%s]\n", g.name, strings.ReplaceAll(g.addr, ",", `", "`), strings.Join(g.services, ", "))
+				continue
+			}
 			fmt.Fprintf(&b, "    - name: %s\n      address: %s\n      services: [%s]\n", g.name, g.addr, strings.Join(g.services, ", "))
 		}
 		files["hosts/"+h.name+".yaml"] = b.String()

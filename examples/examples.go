@@ -4,7 +4,7 @@ package examples
 
 import "embed"
 
-// FS holds the example trees: basic/, weighted/, multi/ and health/.
+// FS holds the example trees: basic/, weighted/, multi/, health/ and dualstack/.
 //
-//go:embed basic weighted multi health
+//go:embed basic weighted multi health dualstack
 var FS embed.FS

@@ -9,7 +9,7 @@ export PATH="$PATH:/usr/local/go/bin:/usr/sbin:/sbin"
 
 # command:package — a package is installed when one of its commands is missing.
 tools=(
-	ip:iproute2 iptables:iptables iptables-legacy:iptables iptables-restore:iptables
+	ip:iproute2 iptables:iptables iptables-legacy:iptables iptables-restore:iptables ip6tables:iptables ip6tables-restore:iptables
 	git:git conntrack:conntrack gpg:gnupg gpg-agent:gnupg pgrep:procps
 	make:make dpkg-deb:dpkg gzip:gzip
 )

@@ -28,6 +28,7 @@ func (l *loader) checkTree(references bool) {
 		frontends: make(map[Frontend]*balancerDef, len(l.balancers)),
 		addrs:     make(map[netip.Addr]addrOwner, len(l.hosts)+guests),
 		services:  map[string]bool{},
+		runners:   map[string][]*guestDef{},
 	}
 	for _, h := range l.hosts {
 		t.host(h)
@@ -49,7 +50,8 @@ type treeIndex struct {
 	balancers map[string]Pos
 	frontends map[Frontend]*balancerDef
 	addrs     map[netip.Addr]addrOwner
-	services  map[string]bool // run by some guest
+	services  map[string]bool        // run by some guest
+	runners   map[string][]*guestDef // by service: the guests that run it, in tree order
 }
 
 // addrOwner is the host or guest an address belongs to, for messages.
@@ -68,9 +70,12 @@ func (t *treeIndex) host(h *hostDef) {
 		if t.unique(g.Pos, "guest", g.Name, t.guestPos) {
 			t.guests[g.Name] = g
 		}
-		t.useAddr(file, g.addrLine, g.Address, fmt.Sprintf("guest %q", g.Name))
+		for j, a := range g.Addresses {
+			t.useAddr(file, g.addrLines[j], a, fmt.Sprintf("guest %q", g.Name))
+		}
 		for _, s := range g.Services {
 			t.services[s] = true
+			t.runners[s] = append(t.runners[s], g)
 		}
 	}
 }
@@ -134,6 +139,7 @@ func (t *treeIndex) references(b *balancerDef) {
 	if b.Target != "" && !t.services[b.Target] {
 		t.errorf(Pos{file, b.targetLine}, "spec.target: no guest runs service %q", b.Target)
 	}
+	t.families(b)
 	if b.Target == "" || !t.services[b.Target] {
 		return
 	}
@@ -145,6 +151,32 @@ func (t *treeIndex) references(b *balancerDef) {
 			t.errorf(Pos{file, w.line}, "%s: guest %q is not defined", p, w.name)
 		case !slices.Contains(g.Services, b.Target):
 			t.errorf(Pos{file, w.line}, "%s: guest %q does not run target service %q (defined at %s)", p, w.name, b.Target, g.Pos)
+		}
+	}
+}
+
+// families checks that every guest running the source or target service
+// of b has an address of b's family: DNAT cannot change the family, so a
+// target without one could never be reached, and a source without one could
+// never send to the frontend. Each such guest is an error at the field that
+// names its service.
+func (t *treeIndex) families(b *balancerDef) {
+	if !b.Frontend.Address.IsValid() {
+		return
+	}
+	fam := b.Family()
+	for _, role := range []struct {
+		line                int
+		path, what, service string
+	}{
+		{b.sourceLine, "spec.source", "source", b.Source},
+		{b.targetLine, "spec.target", "target", b.Target},
+	} {
+		for _, g := range t.runners[role.service] {
+			if len(g.Addresses) > 0 && !g.Addr(fam).IsValid() {
+				t.errorf(Pos{b.Pos.File, role.line}, "%s: guest %q (%s), which runs %s service %q, has no %s address, which balancer %q needs for its %s frontend %s",
+					role.path, g.Name, g.Pos, role.what, role.service, fam, b.Name, fam, b.Frontend.Address)
+			}
 		}
 	}
 }

@@ -34,9 +34,12 @@ type hostSpecDoc struct {
 }
 
 type guestDoc struct {
-	Name     string   `json:"name"`
-	Address  string   `json:"address"`
-	Services []string `json:"services"`
+	Name    string `json:"name"`
+	Address string `json:"address"`
+	// Addresses replaces Address for a guest with an IPv4 and an IPv6
+	// address (at most one of each).
+	Addresses []string `json:"addresses"`
+	Services  []string `json:"services"`
 }
 
 type balancerSpecDoc struct {

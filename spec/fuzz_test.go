@@ -36,6 +36,7 @@ func FuzzLoad(f *testing.F) {
 					t.Errorf("valid Spec holds host %+v", h)
 				}
 			}
+			checkAddresses(t, s)
 			return
 		}
 		var list ErrorList
@@ -55,4 +56,32 @@ func FuzzLoad(f *testing.F) {
 			t.Errorf("errors not sorted:\n%v", list)
 		}
 	})
+}
+
+// checkAddresses fails t unless every guest of the valid Spec s has one or
+// two unicast addresses, IPv4 first and of distinct families, and every
+// balancer a unicast frontend whose family its source and target guests
+// have.
+func checkAddresses(t *testing.T, s *Spec) {
+	for _, g := range s.Guests() {
+		n := len(g.Addresses)
+		if n == 0 || n > 2 || (n == 2 && (FamilyOf(g.Addresses[0]) != IPv4 || FamilyOf(g.Addresses[1]) != IPv6)) {
+			t.Errorf("valid Spec holds guest %s with addresses %v", g.Name, g.Addresses)
+		}
+		for _, a := range g.Addresses {
+			if specialKind(a) != "" {
+				t.Errorf("valid Spec holds guest %s at %s address %s", g.Name, specialKind(a), a)
+			}
+		}
+	}
+	for _, b := range s.Balancers {
+		if specialKind(b.Frontend.Address) != "" {
+			t.Errorf("valid Spec holds balancer %s on %s frontend %s", b.Name, specialKind(b.Frontend.Address), b.Frontend.Address)
+		}
+		for _, g := range s.Guests() {
+			if (g.Runs(b.Source) || g.Runs(b.Target)) && !g.Addr(b.Family()).IsValid() {
+				t.Errorf("valid Spec: guest %s of balancer %s has no %s address", g.Name, b.Name, b.Family())
+			}
+		}
+	}
 }

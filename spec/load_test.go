@@ -647,7 +647,7 @@ func TestRuleDuplicateFrontends(t *testing.T) {
 	runRuleCases(t, []ruleCase{
 		{"same address, port and protocol", map[string]string{"more.yaml": balancer("web-api-2", "198.20.0.10", "  protocol: tcp")},
 			[]string{`more.yaml:8: frontend 198.20.0.10:80/tcp is already used by balancer "web-api" (balancers.yaml:4)`}},
-		{"IPv6", map[string]string{"balancers.yaml": balancer("a", "2001:db8::10") + "---\n" + balancer("b", "2001:db8:0::10")},
+		{"IPv6", map[string]string{"hosts.yaml": allDual(), "balancers.yaml": balancer("a", "2001:db8::10") + "---\n" + balancer("b", "2001:db8:0::10")},
 			[]string{`balancers.yaml:19: frontend [2001:db8::10]:80/tcp is already used by balancer "a" (balancers.yaml:4)`}},
 		{"another protocol", map[string]string{"more.yaml": balancer("web-api-2", "198.20.0.10", "  protocol: udp")}, nil},
 		{"another port", map[string]string{"more.yaml": strings.Replace(balancer("web-api-2", "198.20.0.10"), "port: 80", "port: 81", 1)}, nil},

@@ -97,9 +97,9 @@ func TestExampleBasic(t *testing.T) {
 	ip := netip.MustParseAddr
 	want := &Spec{
 		Hosts: []Host{
-			{Name: "host-a", Address: ip("198.18.0.1"), Guests: []Guest{{Name: "web-1", Address: ip("198.19.1.2"), Services: []string{"frontend"}, Host: "host-a"}}},
-			{Name: "host-b", Address: ip("198.18.0.2"), Guests: []Guest{{Name: "orders-1", Address: ip("198.19.2.2"), Services: []string{"orders"}, Host: "host-b"}}},
-			{Name: "host-c", Address: ip("198.18.0.3"), Guests: []Guest{{Name: "orders-2", Address: ip("198.19.3.2"), Services: []string{"orders"}, Host: "host-c"}}},
+			{Name: "host-a", Address: ip("198.18.0.1"), Guests: []Guest{{Name: "web-1", Addresses: []netip.Addr{ip("198.19.1.2")}, Services: []string{"frontend"}, Host: "host-a"}}},
+			{Name: "host-b", Address: ip("198.18.0.2"), Guests: []Guest{{Name: "orders-1", Addresses: []netip.Addr{ip("198.19.2.2")}, Services: []string{"orders"}, Host: "host-b"}}},
+			{Name: "host-c", Address: ip("198.18.0.3"), Guests: []Guest{{Name: "orders-2", Addresses: []netip.Addr{ip("198.19.3.2")}, Services: []string{"orders"}, Host: "host-c"}}},
 		},
 		Balancers: []Balancer{{
 			Name: "frontend-orders", Source: "frontend", Target: "orders",

@@ -66,11 +66,14 @@ type Host struct {
 
 // Guest is one guest OS behind a host, with the services it runs.
 type Guest struct {
-	Name     string
-	Address  netip.Addr
-	Services []string // sorted, unique
-	Host     string   // name of the host it runs on
-	Pos      Pos      // where its name is written
+	Name string
+	// Addresses are the guest's addresses: one or two, at most one of each
+	// family, IPv4 first. A balancer reaches the guest at the one of its
+	// own family (Addr).
+	Addresses []netip.Addr
+	Services  []string // sorted, unique
+	Host      string   // name of the host it runs on
+	Pos       Pos      // where its name is written
 }
 
 // Frontend is the virtual address that source guests send to.
@@ -78,6 +81,44 @@ type Frontend struct {
 	Address  netip.Addr `json:"address"`
 	Port     uint16     `json:"port"`
 	Protocol Protocol   `json:"protocol"`
+}
+
+// Family is an IP address family. The zero Family is IPv4, so that code
+// written before IPv6 balancers existed keeps meaning IPv4.
+type Family uint8
+
+// Address families; a balancer's is its frontend's.
+const (
+	IPv4 Family = iota // programmed with iptables
+	IPv6               // programmed with ip6tables
+)
+
+// Families returns every family weir programs, IPv4 first: the order in
+// which commands print and apply them.
+func Families() []Family { return []Family{IPv4, IPv6} }
+
+// FamilyOf returns the family of a (an IPv4-mapped IPv6 address is IPv4).
+func FamilyOf(a netip.Addr) Family {
+	if a.Unmap().Is4() {
+		return IPv4
+	}
+	return IPv6
+}
+
+// String returns "IPv4" or "IPv6".
+func (f Family) String() string {
+	if f == IPv6 {
+		return "IPv6"
+	}
+	return "IPv4"
+}
+
+// Name returns "ipv4" or "ipv6", as flags, URLs and JSON spell a family.
+func (f Family) Name() string {
+	if f == IPv6 {
+		return "ipv6"
+	}
+	return "ipv4"
 }
 
 // Balancer spreads connections that guests running Source open to Frontend over
@@ -96,6 +137,9 @@ type Balancer struct {
 	HealthCheck *HealthCheck
 	Pos         Pos // where its name is written
 }
+
+// Family returns the balancer's address family: its frontend's.
+func (b *Balancer) Family() Family { return FamilyOf(b.Frontend.Address) }
 
 // Weight returns the weight of the target guest named guest (default 1); 0
 // means the target is drained: it gets no new connections.
@@ -123,6 +167,17 @@ func (s *Spec) Host(name string) *Host {
 		}
 	}
 	return nil
+}
+
+// Addr returns the guest's address of family f, or the zero Addr when it
+// has none.
+func (g *Guest) Addr(f Family) netip.Addr {
+	for _, a := range g.Addresses {
+		if FamilyOf(a) == f {
+			return a
+		}
+	}
+	return netip.Addr{}
 }
 
 // Runs reports whether the guest runs service.

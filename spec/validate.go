@@ -31,7 +31,7 @@ type hostDef struct {
 
 type guestDef struct {
 	Guest
-	addrLine int // line of the guest's address
+	addrLines []int // line of each of Guest.Addresses
 }
 
 // balancerDef is a decoded Balancer document with the lines the
@@ -145,8 +145,7 @@ func (d *docCtx) guest(p string, g guestDoc) guestDef {
 	gd := guestDef{}
 	gd.Name = d.name(p+".name", "guest name", g.Name)
 	gd.Pos = d.pos(p + ".name")
-	gd.Address = d.addr(p+".address", g.Address)
-	gd.addrLine = d.lineOf(p + ".address")
+	gd.Addresses, gd.addrLines = d.guestAddrs(p, g)
 	seen := map[string]int{}
 	for j, s := range g.Services {
 		sp := p + ".services[" + strconv.Itoa(j) + "]"
@@ -164,6 +163,82 @@ func (d *docCtx) guest(p string, g guestDoc) guestDef {
 	// builds from this document.
 	slices.Sort(gd.Services)
 	return gd
+}
+
+// guestAddrs checks the address, or the addresses, of the guest at path p:
+// one of the two fields, one or two unicast addresses, at most one of each
+// family. It returns them IPv4 first, with the line of each.
+func (d *docCtx) guestAddrs(p string, g guestDoc) ([]netip.Addr, []int) {
+	one, many := p+".address", p+".addresses"
+	if _, given := d.lines[many]; !given {
+		if a := d.unicast(one, d.addr(one, g.Address), "guest"); a.IsValid() {
+			return []netip.Addr{a}, []int{d.lineOf(one)}
+		}
+		return nil, nil
+	}
+	if _, given := d.lines[one]; given {
+		d.errorf(many, "%s: give address or addresses, not both", many)
+		return nil, nil
+	}
+	if d.bad[many] {
+		return nil, nil
+	}
+	if len(g.Addresses) == 0 || len(g.Addresses) > 2 {
+		d.errorf(many, "%s: a guest has one or two addresses (at most one IPv4 and one IPv6), not %d", many, len(g.Addresses))
+		return nil, nil
+	}
+	var addrs []netip.Addr
+	var lines []int
+	for j, v := range g.Addresses {
+		ap := many + "[" + strconv.Itoa(j) + "]"
+		a := d.unicast(ap, d.addr(ap, v), "guest")
+		if !a.IsValid() {
+			continue
+		}
+		if len(addrs) == 1 && FamilyOf(addrs[0]) == FamilyOf(a) {
+			d.errorf(ap, "%s: a second %s address (%s after %s); a guest has at most one IPv4 and one IPv6 address", ap, FamilyOf(a), a, addrs[0])
+			continue
+		}
+		addrs, lines = append(addrs, a), append(lines, d.lineOf(ap))
+	}
+	if len(addrs) == 2 && FamilyOf(addrs[0]) == IPv6 {
+		addrs[0], addrs[1] = addrs[1], addrs[0]
+		lines[0], lines[1] = lines[1], lines[0]
+	}
+	return addrs, lines
+}
+
+// unicast reports a, given at path for a frontend or guest (what), when it
+// is not a unicast address, and then returns the zero Addr. A rule for such
+// a frontend would catch the host's own traffic (a loopback resolver, say)
+// or traffic that DNAT cannot balance; such a guest could never be reached.
+func (d *docCtx) unicast(path string, a netip.Addr, what string) netip.Addr {
+	if kind := specialKind(a); kind != "" {
+		d.errorf(path, "%s: %s is a %s address; a %s needs a unicast address", path, a, kind, what)
+		return netip.Addr{}
+	}
+	return a
+}
+
+// specialKind names what kind of non-unicast address a is, or returns ""
+// for a unicast address (or the zero Addr, reported elsewhere).
+func specialKind(a netip.Addr) string {
+	switch {
+	case !a.IsValid():
+		return ""
+	case a.IsUnspecified():
+		return "unspecified"
+	case a.IsLoopback():
+		return "loopback"
+	case a.IsMulticast():
+		return "multicast"
+	case a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
+		return "broadcast"
+	case a.IsLinkLocalUnicast():
+		// 169.254.0.0/16 (cloud metadata services live there) and fe80::/10.
+		return "link-local"
+	}
+	return ""
 }
 
 // apiVersionOf checks a decoded document's apiVersion.
@@ -208,7 +283,7 @@ func (d *docCtx) balancer(doc *balancerDoc) {
 func (d *docCtx) frontend(f frontendDoc) Frontend {
 	var fe Frontend
 	if d.required("spec.frontend") {
-		fe.Address = d.addr("spec.frontend.address", f.Address)
+		fe.Address = d.unicast("spec.frontend.address", d.addr("spec.frontend.address", f.Address), "frontend")
 		if d.required("spec.frontend.port") {
 			fe.Port = d.port("spec.frontend.port", f.Port)
 		}

@@ -39,10 +39,13 @@ func ChecksFor(s *spec.Spec, node string) []Check {
 		}
 		for j := range h.Guests {
 			g := &h.Guests[j]
-			if !g.Runs(b.Target) || g.Address.Unmap().Is4() != b.Frontend.Address.Unmap().Is4() {
+			// A target is checked at its address of the balancer's family,
+			// the one its rules DNAT to.
+			addr := g.Addr(b.Family())
+			if !g.Runs(b.Target) || !addr.IsValid() {
 				continue
 			}
-			ec := spec.EndpointCheck{Address: g.Address.Unmap(), HealthCheck: *b.HealthCheck}
+			ec := spec.EndpointCheck{Address: addr, HealthCheck: *b.HealthCheck}
 			if id := ec.ID(); !seen[id] {
 				seen[id] = true
 				out = append(out, Check{ID: id, EndpointCheck: ec})

@@ -17,6 +17,7 @@ import (
 	"weir/agent/source"
 	"weir/cluster"
 	"weir/reconcile/netfilter"
+	"weir/spec"
 )
 
 // agentOptions are the flags of `weir agent`.
@@ -63,7 +64,7 @@ func (c *cli) newAgentCmd() *cobra.Command {
 // agentFlags declares the flags of `weir agent` on fs.
 func agentFlags(fs *pflag.FlagSet, o *agentOptions) {
 	fs.StringVar(&o.node, "node", "", "this host's name: the Host name in the specs (required)")
-	fs.StringVar(&o.bind, "bind", "", "IP:PORT to gossip on (required; port default 7946)")
+	fs.StringVar(&o.bind, "bind", "", "IP:PORT to gossip on, [IPv6]:PORT for IPv6 (required; port default 7946)")
 	fs.StringVar(&o.advertise, "advertise", "", "IP:PORT other agents reach this one at (default: the bind address)")
 	fs.StringVar(&o.join, "join", "", "comma-separated IP:PORT of agents to join, retried until reachable")
 	fs.StringVar(&o.repo, "repo", "", "Git URL of the spec repository (file://, git://, ssh://, https://)")
@@ -189,14 +190,38 @@ func (c *cli) agent(cmd *cobra.Command, o agentOptions) error {
 	return nil
 }
 
+// newSyncers returns the agent's Syncer over iptables and ip6tables, and
+// the counter reader of each family (nil when unavailable). A host without
+// iptables cannot run the agent; one without a working ip6tables runs it
+// for IPv4, and fails a pass only when it has IPv6 balancers to set
+// (README.md, "IPv6").
+func newSyncers(backend string, log *slog.Logger) (agent.Syncer, [2]agent.Counters, error) {
+	var syncers [2]*netfilter.Syncer
+	var counters [2]agent.Counters
+	var errs [2]error
+	for _, f := range spec.Families() {
+		nf, err := netfilter.NewIPTables(netfilter.IPTablesOptions{Family: f, Backend: backend, Logger: log.With("component", netfilter.Command(f))})
+		if err != nil {
+			if f == spec.IPv4 {
+				return nil, counters, fmt.Errorf("netfilter: %w", err)
+			}
+			log.Warn("ip6tables unavailable: IPv6 balancers cannot be set on this host", "err", err)
+			errs[f] = err
+			continue
+		}
+		syncers[f] = netfilter.NewSyncer(nf, netfilter.SyncerOptions{Logger: log.With("component", "syncer", "family", f.Name())})
+		counters[f] = nf
+	}
+	return agent.NewSyncers(syncers[spec.IPv4], syncers[spec.IPv6], errs[spec.IPv4], errs[spec.IPv6]), counters, nil
+}
+
 // startAgent wires the source, netfilter, gossip and API together and runs
 // the agent until ctx ends.
 func startAgent(ctx context.Context, o agentOptions, api agent.APIConfig, keys [][]byte, log *slog.Logger) error {
-	nf, err := netfilter.NewIPTables(netfilter.IPTablesOptions{Backend: o.backend, Logger: log.With("component", "iptables")})
+	syncers, counters, err := newSyncers(o.backend, log)
 	if err != nil {
-		return fmt.Errorf("netfilter: %w", err)
+		return err
 	}
-	syncer := netfilter.NewSyncer(nf, netfilter.SyncerOptions{Logger: log.With("component", "syncer")})
 
 	if err := agent.PrepareStateDir(o.stateDir, log); err != nil {
 		return err
@@ -231,7 +256,7 @@ func startAgent(ctx context.Context, o agentOptions, api agent.APIConfig, keys [
 		Node: o.node, StateDir: o.stateDir, Resync: o.resync, MinInterval: o.minInterval,
 		FetchTimeout: o.fetchTimeout, API: api, GossipEncrypted: len(keys) > 0, Build: agentBuild(), Logger: log,
 		ReturnMemory: true,
-	}, agent.Deps{Source: src, Cluster: cl, Syncer: agent.NewSyncer(syncer), Keys: cl, Counters: nf})
+	}, agent.Deps{Source: src, Cluster: cl, Syncer: syncers, Keys: cl, Counters: counters[spec.IPv4], Counters6: counters[spec.IPv6]})
 	if err != nil {
 		return err
 	}

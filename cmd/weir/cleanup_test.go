@@ -27,8 +27,9 @@ func TestCleanupBadFlags(t *testing.T) {
 }
 
 // TestCleanupNetns runs `weir cleanup` in a fresh network namespace holding
-// weir's chains and foreign ones, on both backends: it removes exactly the
-// owned chains and jumps, prints them, and exits 0; a second run finds nothing.
+// weir's chains and foreign ones, in iptables and ip6tables, on both
+// backends: it removes exactly the owned chains and jumps, prints them, and
+// exits 0; a second run finds nothing.
 func TestCleanupNetns(t *testing.T) {
 	for _, backend := range []string{"nft", "legacy"} {
 		t.Run(backend, func(t *testing.T) {
@@ -45,13 +46,23 @@ func TestCleanupNetns(t *testing.T) {
 			if out, err := cmd.CombinedOutput(); err != nil {
 				t.Skipf("backend %s does not work here: %v: %s", backend, err, out)
 			}
+			// The same in ip6tables, with IPv6 addresses.
+			restore6 := strings.NewReplacer("10.99.0.0/16", "fd00:99::/64", "198.20.0.1/32", "fd00:20::1/128", "10.98.0.0/16", "fd00:98::/64").Replace(restore)
+			cmd = ns.Command("ip6tables-"+backend+"-restore", "--noflush")
+			cmd.Stdin = strings.NewReader(restore6)
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("ip6tables-%s-restore: %v: %s", backend, err, out)
+			}
 			var stdout, stderr bytes.Buffer
 			if got := runCleanup(context.Background(), []string{"--backend", backend, "--netns", ns.Name}, &stdout, &stderr); got != exitOK {
 				t.Fatalf("weir cleanup = %d; want 0 (stderr %q)", got, stderr.String())
 			}
 			want := "removed jump filter/OUTPUT -j WEIR-REJECT\n" +
 				"removed jump nat/PREROUTING -m comment --comment weir -j WEIR-SERVICES\n" +
-				"removed chain filter/WEIR-REJECT\nremoved chain nat/WEIR-SERVICES\nremoved chain nat/WEIR-SVC-A\n"
+				"removed chain filter/WEIR-REJECT\nremoved chain nat/WEIR-SERVICES\nremoved chain nat/WEIR-SVC-A\n" +
+				"removed jump filter/OUTPUT -j WEIR-REJECT (ip6tables)\n" +
+				"removed jump nat/PREROUTING -m comment --comment weir -j WEIR-SERVICES (ip6tables)\n" +
+				"removed chain filter/WEIR-REJECT (ip6tables)\nremoved chain nat/WEIR-SERVICES (ip6tables)\nremoved chain nat/WEIR-SVC-A (ip6tables)\n"
 			if stdout.String() != want {
 				t.Errorf("weir cleanup printed\n%s\nwant\n%s", stdout.String(), want)
 			}
@@ -68,6 +79,18 @@ func TestCleanupNetns(t *testing.T) {
 				"-A PREROUTING -s 10.99.0.0/16 -j FOREIGN\n-A FOREIGN -j RETURN\n"
 			if saved.String() != wantSaved {
 				t.Errorf("after cleanup the tables hold\n%s\nwant\n%s", saved.String(), wantSaved)
+			}
+			var saved6 strings.Builder
+			for _, table := range []string{"filter", "nat"} {
+				for _, l := range strings.Split(ns.Run("ip6tables-"+backend+"-save", "-t", table), "\n") {
+					if strings.HasPrefix(l, "-") || strings.HasPrefix(l, ":") {
+						saved6.WriteString(l + "\n")
+					}
+				}
+			}
+			wantSaved6 := strings.NewReplacer("10.99.0.0/16", "fd00:99::/64", "10.98.0.0/16", "fd00:98::/64").Replace(wantSaved)
+			if saved6.String() != wantSaved6 {
+				t.Errorf("after cleanup the ip6tables tables hold\n%s\nwant\n%s", saved6.String(), wantSaved6)
 			}
 			stdout.Reset()
 			if got := runCleanup(context.Background(), []string{"--backend", backend, "--netns", ns.Name}, &stdout, &stderr); got != exitOK || !strings.HasPrefix(stdout.String(), "nothing to remove") {

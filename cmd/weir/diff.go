@@ -52,9 +52,12 @@ func (c *cli) diff(o diffOptions) error {
 	if err := o.client.readToken(); err != nil {
 		return failed(exitUsage, err)
 	}
-	fams, err := families(o.backend, o.netns)
+	fams, skipped, err := families(o.backend, o.netns)
 	if err != nil {
 		return failed(exitUsage, err)
+	}
+	for _, s := range skipped {
+		fmt.Fprintln(c.stderr, "weir diff: warning: "+s)
 	}
 	differ := false
 	for _, f := range fams {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -15,9 +16,9 @@ import (
 	"weir/spec"
 )
 
-// fakeRulesAgent serves GET /rules as an agent that wants rs, behind a
-// token; status, when set, is answered instead.
-func fakeRulesAgent(t *testing.T, rs *render.Ruleset, status *atomic.Int32) string {
+// fakeRulesAgent serves GET /rules?family=F as an agent that wants rss,
+// behind a token; status, when set, is answered instead.
+func fakeRulesAgent(t *testing.T, rss render.Rulesets, status *atomic.Int32) string {
 	t.Helper()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Authorization") != "Bearer t0ken" {
@@ -28,13 +29,15 @@ func fakeRulesAgent(t *testing.T, rs *render.Ruleset, status *atomic.Int32) stri
 			http.Error(w, "no ruleset planned yet", int(code))
 			return
 		}
-		if r.URL.Path != "/rules" || r.URL.Query().Get("family") != "ipv4" {
+		fam := map[string]spec.Family{"ipv4": spec.IPv4, "ipv6": spec.IPv6}
+		f, ok := fam[r.URL.Query().Get("family")]
+		if r.URL.Path != "/rules" || !ok {
 			http.NotFound(w, r)
 			return
 		}
 		w.Header().Set("Weir-Revision", stRev)
 		w.Header().Set("Weir-Digest", stDigest)
-		w.Write(netfilter.DesiredText(rs))
+		w.Write(netfilter.DesiredText(rss[f]))
 	}))
 	t.Cleanup(srv.Close)
 	return strings.TrimPrefix(srv.URL, "http://")
@@ -50,12 +53,13 @@ func TestDiffNetns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rs := render.Render(plan.Assign(s, []string{"host-a", "host-b", "host-c"}, nil), "host-a")
+	rss := render.RenderAll(plan.Assign(s, []string{"host-a", "host-b", "host-c"}, nil), "host-a", render.RenderOptions{})
+	rs := rss[spec.IPv4]
 	if _, err := netfilter.NewSyncer(nf, netfilter.SyncerOptions{}).Apply(context.Background(), rs); err != nil {
 		t.Fatal(err)
 	}
 	var status atomic.Int32
-	api := fakeRulesAgent(t, rs, &status)
+	api := fakeRulesAgent(t, rss, &status)
 	token := agentWriteTemp(t, "t0ken\n")
 	diff := func() (int, string, string) {
 		return runCLI(t, runDiff, "--api", api, "--api-token-file", token, "--backend", "nft", "--netns", ns.Name)
@@ -64,12 +68,7 @@ func TestDiffNetns(t *testing.T) {
 		t.Fatalf("weir diff after the apply = %d, %q, %q; want 0 and nothing", code, out, errs)
 	}
 
-	svc := ""
-	for _, c := range rs.Tables[1].Chains {
-		if strings.HasPrefix(c.Name, "WEIR-SVC-") {
-			svc = c.Name
-		}
-	}
+	svc := svcChain(rs)
 	ns.Run("iptables-nft", "-t", "nat", "-D", svc, "1")
 	code, out, errs := diff()
 	want := "--- live iptables (nft backend)\n+++ agent wants (revision 1a2b3c4, digest 9f8e7d6c)\n"
@@ -84,4 +83,52 @@ func TestDiffNetns(t *testing.T) {
 	if code, _, errs := runCLI(t, runDiff, "--api", freeAddr(t), "--netns", ns.Name); code != exitUsage || !strings.Contains(errs, "is `weir agent` running") {
 		t.Errorf("weir diff without an agent = %d, %q; want 2", code, errs)
 	}
+}
+
+// TestDiffNetnsIPv6: with examples/dualstack applied in both families,
+// `weir diff` agrees; a rule deleted from ip6tables shows up as a diff of
+// "live ip6tables".
+func TestDiffNetnsIPv6(t *testing.T) {
+	nf, ns := testsupport.NewIPTables(t, netfilter.BackendNFT)
+	nf6, err := netfilter.NewIPTables(netfilter.IPTablesOptions{Family: spec.IPv6, Backend: netfilter.BackendNFT, Netns: ns.Name})
+	if err != nil {
+		t.Skipf("ip6tables-nft: %v", err)
+	}
+	s, err := spec.LoadDir(filepath.Join("..", "..", "examples", "dualstack"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rss := render.RenderAll(plan.Assign(s, []string{"host-a", "host-b", "host-c"}, nil), "host-a", render.RenderOptions{})
+	for f, x := range map[spec.Family]*netfilter.IPTables{spec.IPv4: nf, spec.IPv6: nf6} {
+		if _, err := netfilter.NewSyncer(x, netfilter.SyncerOptions{}).Apply(context.Background(), rss[f]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var status atomic.Int32
+	api := fakeRulesAgent(t, rss, &status)
+	token := agentWriteTemp(t, "t0ken\n")
+	diff := func() (int, string, string) {
+		return runCLI(t, runDiff, "--api", api, "--api-token-file", token, "--backend", "nft", "--netns", ns.Name)
+	}
+	if code, out, errs := diff(); code != exitOK || out != "" {
+		t.Fatalf("weir diff after the apply = %d, %q, %q; want 0 and nothing", code, out, errs)
+	}
+	svc := svcChain(rss[spec.IPv6])
+	ns.Run("ip6tables-nft", "-t", "nat", "-D", svc, "1")
+	code, out, _ := diff()
+	if code != exitFail || !strings.HasPrefix(out, "--- live ip6tables (nft backend)\n") ||
+		!strings.Contains(out, "\n+-A "+svc+" -p tcp -m comment --comment frontend-orders-v6 -m statistic --mode random --probability 0.25000000000 -j DNAT --to-destination [fd00:19:2::2]:8080\n") {
+		t.Errorf("weir diff after deleting the first rule of %s = %d:\n%s\nwant 1 and the IPv6 rule as one the agent wants", svc, code, out)
+	}
+}
+
+// svcChain is the last WEIR-SVC chain of rs's nat table.
+func svcChain(rs *render.Ruleset) string {
+	svc := ""
+	for _, c := range rs.Tables[1].Chains {
+		if strings.HasPrefix(c.Name, "WEIR-SVC-") {
+			svc = c.Name
+		}
+	}
+	return svc
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"weir/reconcile/netfilter"
 	"weir/reconcile/plan"
 	"weir/reconcile/render"
 	"weir/spec"
@@ -86,9 +87,6 @@ func (c *cli) plan(o planOptions) error {
 		return err
 	}
 	p := plan.Assign(s, names, health)
-	for _, w := range render.RenderWarnings(p, o.node) {
-		fmt.Fprintln(c.stderr, "weir plan: warning: "+w)
-	}
 	if o.output.value == "json" {
 		return writePlanJSON(c.stdout, o.node, p)
 	}
@@ -167,27 +165,42 @@ func writePlanJSON(stdout io.Writer, node string, p *plan.Plan) error {
 	return nil
 }
 
-// writePlanRules prints the iptables-restore text node would apply for p,
-// under a comment header with the digest, the alive set, the counts and the
-// jumps into the built-in chains.
+// writePlanRules prints the restore text node would apply for p, under a
+// comment header with the digest, the alive set, the counts and the jumps
+// into the built-in chains. When node sets IPv6 balancers, each family
+// follows under a header of its own ("# IPv4 (iptables-restore): …",
+// "# IPv6 (ip6tables-restore): …"); otherwise the IPv4 text alone follows,
+// as it always did (README.md, "weir plan").
 func writePlanRules(stdout io.Writer, p *plan.Plan, node string, opts render.RenderOptions) error {
-	rs := render.RenderWith(p, node, opts)
+	rss := render.RenderAll(p, node, opts)
 	var b strings.Builder
 	fmt.Fprintf(&b, "# weir plan for %s, digest %s\n", node, p.Digest())
 	fmt.Fprintf(&b, "# alive: %s\n", strings.Join(p.Alive, ","))
 	writeHealthHeader(&b, p.ForHost(node))
-	fmt.Fprintf(&b, "# %s, %s\n", plural(rs.Balancers(), "balancer"), plural(rs.Rules(), "rule"))
-	fmt.Fprintln(&b, "# jumps weir ensures in the built-in chains:")
-	for _, t := range rs.Tables {
-		for _, j := range t.Jumps {
-			fmt.Fprintf(&b, "#   -t %s -A %s %s\n", t.Name, j.Chain, strings.Join(j.Rule, " "))
+	fmt.Fprintf(&b, "# %s, %s\n", plural(rss.Balancers(), "balancer"), plural(rss.Rules(), "rule"))
+	if rss[spec.IPv6].Balancers() == 0 {
+		writeFamilyRules(&b, rss[spec.IPv4])
+	} else {
+		for _, f := range spec.Families() {
+			fmt.Fprintf(&b, "# %s (%s-restore): %s, %s\n", f, netfilter.Command(f),
+				plural(rss[f].Balancers(), "balancer"), plural(rss[f].Rules(), "rule"))
+			writeFamilyRules(&b, rss[f])
 		}
 	}
 	if _, err := io.WriteString(stdout, b.String()); err != nil {
 		return failed(exitUsage, err)
 	}
-	if _, err := stdout.Write(rs.Bytes()); err != nil {
-		return failed(exitUsage, err)
-	}
 	return nil
+}
+
+// writeFamilyRules writes the jumps of one family's ruleset, as comments,
+// and its restore text.
+func writeFamilyRules(b *strings.Builder, rs *render.Ruleset) {
+	fmt.Fprintln(b, "# jumps weir ensures in the built-in chains:")
+	for _, t := range rs.Tables {
+		for _, j := range t.Jumps {
+			fmt.Fprintf(b, "#   -t %s -A %s %s\n", t.Name, j.Chain, strings.Join(j.Rule, " "))
+		}
+	}
+	b.Write(rs.Bytes())
 }

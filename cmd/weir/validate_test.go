@@ -73,6 +73,7 @@ func TestValidateExamples(t *testing.T) {
 		{"weighted", "ok: 3 hosts, 3 guests, 1 balancer\n"},
 		{"multi", "ok: 3 hosts, 7 guests, 5 balancers\n"},
 		{"health", "ok: 3 hosts, 6 guests, 2 balancers\n"},
+		{"dualstack", "ok: 3 hosts, 3 guests, 2 balancers\n"},
 	}
 	for _, tc := range cases {
 		code, stdout, stderr := validate(filepath.Join("..", "..", "examples", tc.dir))

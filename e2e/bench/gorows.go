@@ -32,7 +32,7 @@ func benchArgs(pkg, re, benchtime string, count int) []string {
 // runBench runs a benchmark step and returns its parsed lines and command.
 func (s *suite) runBench(ctx context.Context, name, pkg, re, benchtime string) (map[string]BenchLine, string, error) {
 	count := 1
-	if name == "dispatch" {
+	if name == "dispatch" || name == "dispatch6" {
 		// Single runs of connect latency swing by ±30 % on a shared
 		// machine, and the first sub-benchmark runs cold: take the median of 3.
 		count = 3
@@ -152,23 +152,34 @@ func stepPerRule(ctx context.Context, s *suite) ([]Row, error) {
 }
 
 func stepDispatch(ctx context.Context, s *suite) ([]Row, error) {
-	lines, cmd, err := s.runBench(ctx, "dispatch", "./reconcile/render", "^BenchmarkDispatchConnect$", benchtimeDispatch)
-	one, ok := lines["BenchmarkDispatchConnect/1"]
+	return dispatchRows(ctx, s, "dispatch", "BenchmarkDispatchConnect", "")
+}
+
+// stepDispatch6 is stepDispatch over ip6tables (IPv6 balancers).
+func stepDispatch6(ctx context.Context, s *suite) ([]Row, error) {
+	return dispatchRows(ctx, s, "dispatch6", "BenchmarkDispatchConnect6", "IPv6 ")
+}
+
+// dispatchRows runs the connect-latency benchmark bench and makes its rows,
+// their names starting with what ("" or "IPv6 ").
+func dispatchRows(ctx context.Context, s *suite, name, bench, what string) ([]Row, error) {
+	lines, cmd, err := s.runBench(ctx, name, "./reconcile/render", "^"+bench+"$", benchtimeDispatch)
+	one, ok := lines[bench+"/1"]
 	if !ok {
 		return nil, err
 	}
 	p50 := func(l BenchLine) string {
 		return fmt.Sprintf("p50 %.0f µs (p90 %.0f µs)", l.Values["p50-µs"], l.Values["p90-µs"])
 	}
-	rows := []Row{{Group: "7", Name: "connect latency, 1 balancer", Weir: p50(one), Anchor: "anchor ≈ 75 µs", Cmd: cmd}}
-	if l, ok := lines["BenchmarkDispatchConnect/10k-tree"]; ok {
+	rows := []Row{{Group: "7", Name: "connect latency, 1 " + what + "balancer", Weir: p50(one), Anchor: "anchor ≈ 75 µs", Cmd: cmd}}
+	if l, ok := lines[bench+"/10k-tree"]; ok {
 		r := l.Values["p50-µs"] / one.Values["p50-µs"]
-		rows = append(rows, Row{Group: "7", Name: "connect latency, 10k balancers, tree dispatch (weir)", Weir: p50(l),
+		rows = append(rows, Row{Group: "7", Name: "connect latency, 10k " + what + "balancers, tree dispatch (weir)", Weir: p50(l),
 			Anchor: fmt.Sprintf("1 balancer p50 %.0f µs", one.Values["p50-µs"]), Ratio: fmtRatio(r), Target: "≤ 1.3× the 1-balancer p50", Met: verdict(r <= 1.3), Cmd: cmd})
 	}
-	if l, ok := lines["BenchmarkDispatchConnect/10k-linear"]; ok {
+	if l, ok := lines[bench+"/10k-linear"]; ok {
 		r := l.Values["p50-µs"] / one.Values["p50-µs"]
-		rows = append(rows, Row{Group: "7", Name: "connect latency, 10k balancers, linear dispatch (kube-proxy's layout)", Weir: p50(l),
+		rows = append(rows, Row{Group: "7", Name: "connect latency, 10k " + what + "balancers, linear dispatch (kube-proxy's layout)", Weir: p50(l),
 			Anchor: fmt.Sprintf("1 balancer p50 %.0f µs; anchor 75 → 325 µs (4.3×) on nft", one.Values["p50-µs"]), Ratio: fmtRatio(r), Cmd: cmd})
 	}
 	return rows, err
@@ -211,16 +222,28 @@ func stepGossip(ctx context.Context, s *suite) ([]Row, error) {
 // writes; stepApplyFull's hand-built fixture has far fewer chains, and on nft
 // the kernel's cost grows with the jump graph, not just the line count.
 func stepApplyFullRendered(ctx context.Context, s *suite) ([]Row, error) {
-	lines, cmd, err := s.runBench(ctx, "apply-full-rendered", "./reconcile/netfilter", "^BenchmarkApplyFullRendered$", "1x")
+	return applyFullRenderedRows(ctx, s, "apply-full-rendered", "BenchmarkApplyFullRendered", "Render's 10k output", "iptables-restore")
+}
+
+// stepApplyFullRendered6 is stepApplyFullRendered for 10,000 IPv6 balancers
+// through ip6tables.
+func stepApplyFullRendered6(ctx context.Context, s *suite) ([]Row, error) {
+	return applyFullRenderedRows(ctx, s, "apply-full-rendered6", "BenchmarkApplyFullRendered6", "Render's 10k IPv6 output", "ip6tables-restore")
+}
+
+// applyFullRenderedRows runs the full-apply benchmark bench and makes a row
+// per backend: weir's apply of what beside a raw restore (the command).
+func applyFullRenderedRows(ctx context.Context, s *suite, name, bench, what, restore string) ([]Row, error) {
+	lines, cmd, err := s.runBench(ctx, name, "./reconcile/netfilter", "^"+bench+"$", "1x")
 	var rows []Row
 	for _, backend := range []string{"nft", "legacy"} {
-		l, ok := lines[fmt.Sprintf("BenchmarkApplyFullRendered/%s/10k", backend)]
+		l, ok := lines[fmt.Sprintf("%s/%s/10k", bench, backend)]
 		if !ok {
 			continue
 		}
 		x := l.Values["x-floor"]
-		rows = append(rows, Row{Group: "2", Name: fmt.Sprintf("full apply of Render's 10k output (%s nat chains, %s rules), %s", fmtCount(l.Values["nat-chains"]), fmtCount(l.Values["rules"]), backend),
-			Weir: fmtMs(msOf(l)), Anchor: "raw iptables-restore " + fmtMs(l.Values["floor-ms"]), Ratio: fmtRatio(x),
+		rows = append(rows, Row{Group: "2", Name: fmt.Sprintf("full apply of %s (%s nat chains, %s rules), %s", what, fmtCount(l.Values["nat-chains"]), fmtCount(l.Values["rules"]), backend),
+			Weir: fmtMs(msOf(l)), Anchor: "raw " + restore + " " + fmtMs(l.Values["floor-ms"]), Ratio: fmtRatio(x),
 			Target: "≤ 1.2× floor", Met: verdict(x <= 1.2), Cmd: cmd})
 	}
 	return rows, err

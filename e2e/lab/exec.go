@@ -18,7 +18,18 @@ func (l *Lab) Exec(ctx context.Context, ns string, name string, args ...string) 
 // Rules returns the lines of `iptables-save` for table in namespace ns with
 // counters removed, so two snapshots compare equal when the rules are equal.
 func (l *Lab) Rules(ctx context.Context, ns, table string) ([]string, error) {
-	out, err := l.Exec(ctx, ns, "iptables-save", "-t", table)
+	return l.saved(ctx, ns, "iptables-save", table)
+}
+
+// Rules6 is Rules of ip6tables.
+func (l *Lab) Rules6(ctx context.Context, ns, table string) ([]string, error) {
+	return l.saved(ctx, ns, "ip6tables-save", table)
+}
+
+// saved runs save (iptables-save or ip6tables-save) for table in ns and
+// returns its lines without comments and chain counters.
+func (l *Lab) saved(ctx context.Context, ns, save, table string) ([]string, error) {
+	out, err := l.Exec(ctx, ns, save, "-t", table)
 	if err != nil {
 		return nil, err
 	}

@@ -2,7 +2,8 @@
 // end-to-end tests, the bench and the demo: a switch namespace holding a bridge, host
 // namespaces on that bridge (198.18.0.i/24), guest namespaces behind every host
 // (198.19.i.(j+1)/32, default route via their host), and a Git server namespace
-// (198.18.0.250) running the real `git daemon`.
+// (198.18.0.250) running the real `git daemon`. With Options.IPv6 the lab is
+// dual-stack: hosts also at fd00:18::i/64, guests at fd00:19:i::(j+1)/128.
 //
 // Every name a lab creates starts with its per-run Prefix, and the lab is
 // removed by Close; Sweep removes what killed runs left behind. Frontends in
@@ -36,6 +37,9 @@ const (
 	GitAddr = "198.18.0.250"
 	// FrontendNet is the range of virtual addresses; hosts route it to "unreachable".
 	FrontendNet = "198.20.0.0/24"
+	// FrontendNet6 is FrontendNet's IPv6 range, routed to "unreachable" in
+	// a dual-stack lab.
+	FrontendNet6 = "fd00:20::/64"
 	// MaxHosts bounds Options.Hosts: host names are host-a … host-z.
 	MaxHosts = 26
 	// MaxGuests bounds the guests behind one host (guest names use two digits).
@@ -56,6 +60,13 @@ type Options struct {
 	Guests []int
 	// Git starts a Git server namespace with an empty bare repository specs.git.
 	Git bool
+	// IPv6 makes the lab dual-stack: every host also has fd00:18::Index/64
+	// on the bridge and forwards IPv6, every guest also has
+	// fd00:19:Host::(Index+1)/128 with its host as IPv6 default router, and
+	// hosts route each other's guest /64 and FrontendNet6 as they do the
+	// IPv4 ranges (docs/test-network.md). Addresses skip duplicate address
+	// detection (nodad), so they work at once.
+	IPv6 bool
 	// Dir holds logs, the bare repository and work clones; empty means a new temp dir.
 	Dir string
 	// MarkerDir holds the owner markers Sweep reads; empty means DefaultMarkerDir.
@@ -76,6 +87,7 @@ type Lab struct {
 
 	log       *slog.Logger
 	markerDir string
+	ipv6      bool // Options.IPv6
 
 	mu     sync.Mutex
 	procs  []*Proc
@@ -88,6 +100,7 @@ type Host struct {
 	Name   string // host-a, host-b, …: the agent's --node name
 	NS     string // namespace name
 	Addr   string // 198.18.0.Index
+	Addr6  string // fd00:18::Index in a dual-stack lab, else ""
 	Guests []*Guest
 }
 
@@ -97,6 +110,7 @@ type Guest struct {
 	Index int // 1-based within the host
 	NS    string
 	Addr  string // 198.19.Host.(Index+1)
+	Addr6 string // fd00:19:Host::(Index+1) in a dual-stack lab, else ""
 }
 
 // NewPrefix returns "we" followed by 5 random base36 characters.
@@ -141,6 +155,7 @@ func New(ctx context.Context, opts Options) (*Lab, error) {
 		markerDir = DefaultMarkerDir
 	}
 	l := &Lab{
+		ipv6:      opts.IPv6,
 		Prefix:    opts.Prefix,
 		Dir:       dir,
 		Switch:    opts.Prefix + "sw",

@@ -23,6 +23,9 @@ func (l *Lab) build(ctx context.Context, guests []int, withGit bool) error {
 	if err := l.routeHosts(ctx); err != nil {
 		return err
 	}
+	if err := l.routeHosts6(ctx); err != nil {
+		return err
+	}
 	if withGit {
 		g, err := l.startGit(ctx)
 		if err != nil {
@@ -59,6 +62,9 @@ func (l *Lab) addHost(ctx context.Context, i, guests int) (*Host, error) {
 	}
 	// A frontend that no rule rewrote must fail loudly, not leak or hang.
 	if err := l.ip(ctx, h.NS, "route", "add", "unreachable", FrontendNet); err != nil {
+		return h, err
+	}
+	if err := l.addHost6(ctx, h); err != nil {
 		return h, err
 	}
 	for j := 1; j <= guests; j++ {
@@ -124,7 +130,7 @@ func (l *Lab) addGuest(ctx context.Context, h *Host, j int) (*Guest, error) {
 			return nil, err
 		}
 	}
-	return g, nil
+	return g, l.addGuest6(ctx, h, g, hv, gv)
 }
 
 // addNS creates a namespace with loopback up and reverse-path filtering off
@@ -135,6 +141,13 @@ func (l *Lab) addNS(ctx context.Context, ns string) error {
 	}
 	if err := l.ip(ctx, ns, "link", "set", "lo", "up"); err != nil {
 		return err
+	}
+	if l.ipv6 {
+		// Before any interface exists, so that none of them waits for
+		// duplicate address detection, link-local addresses included.
+		if err := l.sysctl(ctx, ns, "net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0"); err != nil {
+			return err
+		}
 	}
 	return l.sysctl(ctx, ns, "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0")
 }

@@ -52,8 +52,9 @@ func serveEcho(name, port string, errc chan<- error) error {
 // acceptLoop listens on TCP port and serves every connection with handle,
 // closing it after.
 func acceptLoop(port string, errc chan<- error, handle func(net.Conn)) error {
-	addr := net.JoinHostPort("0.0.0.0", port)
-	ln, err := net.Listen("tcp4", addr)
+	// Both families: a dual-stack lab's guests are reached over IPv6 too.
+	addr := net.JoinHostPort("::", port)
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
 	}
@@ -75,8 +76,8 @@ func acceptLoop(port string, errc chan<- error, handle func(net.Conn)) error {
 
 // serveUDP answers every datagram with name.
 func serveUDP(name, port string, errc chan<- error) error {
-	addr := net.JoinHostPort("0.0.0.0", port)
-	pc, err := net.ListenPacket("udp4", addr)
+	addr := net.JoinHostPort("::", port)
+	pc, err := net.ListenPacket("udp", addr)
 	if err != nil {
 		return err
 	}

@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"weir/reconcile/netfilter"
+	"weir/spec"
 )
 
 // Fake is a stateful in-memory Netfilter for tests: tables of chains of rules,
@@ -44,11 +45,18 @@ type FakeCalls struct {
 
 var _ netfilter.Netfilter = (*Fake)(nil)
 
-// NewFake returns a Fake holding the empty filter, nat, mangle and raw tables.
-func NewFake() *Fake {
+// NewFake returns an IPv4 (iptables) Fake holding the empty filter, nat,
+// mangle and raw tables.
+func NewFake() *Fake { return NewFakeFamily(spec.IPv4) }
+
+// NewFakeFamily returns a Fake of the given family: an IPv6 Fake stands
+// for ip6tables, and like it rejects rules with IPv4 addresses (and an
+// IPv4 one rules with IPv6 addresses), so tests catch a ruleset handed to
+// the wrong family.
+func NewFakeFamily(family spec.Family) *Fake {
 	f := &Fake{tables: map[string]*fakeTable{}}
 	for name, chains := range netfilter.BuiltinChains() {
-		t := &fakeTable{builtin: chains, chains: map[string]*fakeChain{}}
+		t := &fakeTable{family: family, builtin: chains, chains: map[string]*fakeChain{}}
 		for _, c := range chains {
 			t.chains[c] = &fakeChain{policy: "ACCEPT"}
 		}

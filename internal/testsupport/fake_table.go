@@ -3,16 +3,19 @@ package testsupport
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
 
 	"weir/reconcile/netfilter"
+	"weir/spec"
 )
 
 type fakeTable struct {
-	builtin []string // built-in chain names in save order
+	family  spec.Family // of the addresses its rules may hold
+	builtin []string    // built-in chain names in save order
 	chains  map[string]*fakeChain
 }
 
@@ -35,7 +38,7 @@ var fakeTargets = map[string]bool{
 const maxNestedChains = 15
 
 func (t *fakeTable) clone() *fakeTable {
-	c := &fakeTable{builtin: t.builtin, chains: make(map[string]*fakeChain, len(t.chains))}
+	c := &fakeTable{family: t.family, builtin: t.builtin, chains: make(map[string]*fakeChain, len(t.chains))}
 	for n, ch := range t.chains {
 		c.chains[n] = &fakeChain{policy: ch.policy, rules: append([]string(nil), ch.rules...)}
 	}
@@ -131,6 +134,9 @@ func (t *fakeTable) addRule(op string, rest []string, insert bool) error {
 // checkedRule returns the rule spec as stored, or an error when it jumps to
 // a target that is neither a known extension nor a user chain.
 func (t *fakeTable) checkedRule(spec []string) (string, error) {
+	if err := checkFamily(spec, t.family); err != nil {
+		return "", err
+	}
 	rule := fakeCanonical(spec)
 	if target := netfilter.RuleTarget(spec); target != "" && !fakeTargets[target] {
 		tc, ok := t.chains[target]
@@ -315,6 +321,35 @@ func (t *fakeTable) userChains() []string {
 	}
 	sort.Strings(names)
 	return names
+}
+
+// checkFamily rejects, as iptables and ip6tables do, a rule whose
+// addresses or ICMP reject type belong to the other family than family.
+func checkFamily(args []string, family spec.Family) error {
+	for i := 0; i+1 < len(args); i++ {
+		v := args[i+1]
+		switch args[i] {
+		case "-s", "--source", "-d", "--destination":
+			v, _, _ = strings.Cut(v, "/")
+		case "--to-destination":
+			if ap, err := netip.ParseAddrPort(v); err == nil {
+				v = ap.Addr().String()
+			} else {
+				v, _, _ = strings.Cut(v, ":")
+			}
+		case "--reject-with":
+			if strings.HasPrefix(v, "icmp6-") != (family == spec.IPv6) && v != "tcp-reset" {
+				return fmt.Errorf("REJECT: unknown reject type %q for %s", v, family)
+			}
+			continue
+		default:
+			continue
+		}
+		if a, err := netip.ParseAddr(v); err == nil && spec.FamilyOf(a) != family {
+			return fmt.Errorf("host/network `%s' not found (an %s address in %s rules)", v, spec.FamilyOf(a), family)
+		}
+	}
+	return nil
 }
 
 // fakeCanonical stores a rule as the kernel hands it back to iptables-save:

@@ -17,18 +17,18 @@ func NewIPTables(t testing.TB, backend string) (*netfilter.IPTables, *Netns) {
 	return NewIPTablesWith(t, netfilter.IPTablesOptions{Backend: backend})
 }
 
-// NewIPTablesWith is NewIPTables with further options (lock wait, command
-// timeout); opts.Backend must name a backend, and opts.Netns is set to the
-// fresh namespace.
+// NewIPTablesWith is NewIPTables with further options (family, lock wait,
+// command timeout); opts.Backend must name a backend, and opts.Netns is set
+// to the fresh namespace. With opts.Family IPv6 it is ip6tables.
 func NewIPTablesWith(t testing.TB, opts netfilter.IPTablesOptions) (*netfilter.IPTables, *Netns) {
 	t.Helper()
-	backend := opts.Backend
+	backend, cmd := opts.Backend, netfilter.Command(opts.Family)
 	ns := NewNetns(t)
-	if _, err := exec.LookPath("iptables-" + backend); err != nil {
-		t.Skipf("iptables-%s not installed", backend)
+	if _, err := exec.LookPath(cmd + "-" + backend); err != nil {
+		t.Skipf("%s-%s not installed", cmd, backend)
 	}
-	if _, err := ns.Output("iptables-"+backend+"-save", "-t", "nat"); err != nil {
-		t.Skipf("backend %s does not work here: %v", backend, err)
+	if _, err := ns.Output(cmd+"-"+backend+"-save", "-t", "nat"); err != nil {
+		t.Skipf("%s backend %s does not work here: %v", cmd, backend, err)
 	}
 	opts.Netns = ns.Name
 	nf, err := netfilter.NewIPTables(opts)

@@ -15,6 +15,13 @@ type RandomSpecConfig struct {
 	Hosts         int // at most 250
 	GuestsPerHost int // at least 2
 	Targets       int // target guests per balancer
+	// Family of every address: IPv4 (the zero value) as described at
+	// RandomSpec, or IPv6: guests at fd00:19:<host>::<n>, frontends half
+	// in fd00:20::/120 (many ports per address) and half with 22 random
+	// bits spread over fd00::/16 (in the 3rd, 10th and 16th bytes), so the
+	// dispatch tree splits on high, middle and low bits of the 128, over
+	// as many distinct addresses as the IPv4 spec has.
+	Family spec.Family
 }
 
 // RandomSpec builds a valid-looking spec: every host's first guest runs the
@@ -29,7 +36,7 @@ func RandomSpec(rng *rand.Rand, cfg RandomSpecConfig) *spec.Spec {
 	seen := map[spec.Frontend]bool{}
 	balancers := make([]spec.Balancer, 0, cfg.Balancers)
 	for i := range cfg.Balancers {
-		fe := randomFrontend(rng, seen)
+		fe := randomFrontend(rng, seen, cfg.Family)
 		b := spec.Balancer{
 			Name:       fmt.Sprintf("bal-%06d", i),
 			Source:     fmt.Sprintf("client-%d", i%2),
@@ -73,9 +80,9 @@ func randomHosts(cfg RandomSpecConfig) ([]spec.Host, []guestRef) {
 		hosts[h] = spec.Host{Name: fmt.Sprintf("host-%03d", h), Address: netip.AddrFrom4([4]byte{198, 18, byte(h / 250), byte(h%250 + 1)})}
 		for g := range cfg.GuestsPerHost {
 			guest := spec.Guest{
-				Name:    fmt.Sprintf("g-%03d-%03d", h, g),
-				Address: netip.AddrFrom4([4]byte{198, 19, byte(h), byte(g + 2)}),
-				Host:    hosts[h].Name,
+				Name:      fmt.Sprintf("g-%03d-%03d", h, g),
+				Addresses: []netip.Addr{randomGuestAddr(cfg.Family, h, g)},
+				Host:      hosts[h].Name,
 			}
 			switch g {
 			case 0:
@@ -91,12 +98,36 @@ func randomHosts(cfg RandomSpecConfig) ([]spec.Host, []guestRef) {
 	return hosts, pool
 }
 
-// randomFrontend returns a frontend not in seen, and adds it.
-func randomFrontend(rng *rand.Rand, seen map[spec.Frontend]bool) spec.Frontend {
+// randomGuestAddr is the address of guest g of host h.
+func randomGuestAddr(f spec.Family, h, g int) netip.Addr {
+	if f == spec.IPv6 {
+		return netip.AddrFrom16([16]byte{0xfd, 0, 0, 0x19, 0, byte(h), 14: byte(g >> 8), 15: byte(g + 2)})
+	}
+	return netip.AddrFrom4([4]byte{198, 19, byte(h), byte(g + 2)})
+}
+
+// randomAddr6 returns a frontend address: in fd00:20::/120, or with 22
+// random bits spread over fd00::/16 (see RandomSpecConfig.Family).
+func randomAddr6(rng *rand.Rand) netip.Addr {
+	var b [16]byte
+	b[0] = 0xfd
+	if rng.IntN(2) == 0 {
+		b[3], b[15] = 0x20, byte(rng.IntN(256))
+		return netip.AddrFrom16(b)
+	}
+	v := rng.Uint32N(1 << 22)
+	b[2], b[9], b[15] = byte(v>>14), byte(v>>6), byte(v<<2)|1
+	return netip.AddrFrom16(b)
+}
+
+// randomFrontend returns a frontend of family f not in seen, and adds it.
+func randomFrontend(rng *rand.Rand, seen map[spec.Frontend]bool, f spec.Family) spec.Frontend {
 	protos := []spec.Protocol{spec.TCP, spec.TCP, spec.TCP, spec.TCP, spec.TCP, spec.TCP, spec.TCP, spec.UDP, spec.UDP, spec.SCTP}
 	for {
 		var fe spec.Frontend
-		if rng.IntN(2) == 0 {
+		if f == spec.IPv6 {
+			fe.Address = randomAddr6(rng)
+		} else if rng.IntN(2) == 0 {
 			fe.Address = netip.AddrFrom4([4]byte{198, 20, 0, byte(rng.IntN(256))})
 		} else {
 			v := 100<<24 | 64<<16 | rng.Uint32N(1<<22)

@@ -1,6 +1,7 @@
 package testsupport
 
 import (
+	"cmp"
 	"math/rand/v2"
 	"net/netip"
 	"reflect"
@@ -16,11 +17,17 @@ import (
 // returns them: hosts, guests and balancers sorted by name, Guest.Host set,
 // defaults filled.
 
-// Guest returns a guest at addr running services.
-func Guest(name, addr string, services ...string) spec.Guest {
+// Guest returns a guest at addrs running services; addrs is one address,
+// or an IPv4 and an IPv6 one separated by a comma ("198.19.1.2,fd00:19:1::2").
+func Guest(name, addrs string, services ...string) spec.Guest {
 	svcs := slices.Clone(services)
 	slices.Sort(svcs)
-	return spec.Guest{Name: name, Address: netip.MustParseAddr(addr), Services: svcs}
+	g := spec.Guest{Name: name, Services: svcs}
+	for a := range strings.SplitSeq(addrs, ",") {
+		g.Addresses = append(g.Addresses, netip.MustParseAddr(a))
+	}
+	slices.SortFunc(g.Addresses, func(a, b netip.Addr) int { return cmp.Compare(spec.FamilyOf(a), spec.FamilyOf(b)) })
+	return g
 }
 
 // Host returns a host at addr running guests.
@@ -91,6 +98,31 @@ func DemoSpec() *spec.Spec {
 			Guest("dns-2", "198.19.3.5", "dns")),
 	},
 		Balancer("frontend-orders", "frontend", "orders", "198.20.0.10:80/tcp",
+			TargetPort(8080), Weights(map[string]int{"orders-1": 3})),
+		Balancer("frontend-dns", "frontend", "dns", "198.20.0.53:53/udp", RoundRobin),
+	)
+}
+
+// DualSpec is DemoSpec with an IPv6 address on every web and orders guest
+// (the test ranges of docs/test-network.md) and a second orders balancer on the IPv6
+// frontend [fd00:20::10]:80, with the same weights: the same source guests
+// send to both.
+func DualSpec() *spec.Spec {
+	return Spec([]spec.Host{
+		Host("host-a", "198.18.0.1",
+			Guest("web-1", "198.19.1.2,fd00:19:1::2", "frontend"),
+			Guest("orders-1", "198.19.1.3,fd00:19:1::3", "orders")),
+		Host("host-b", "198.18.0.2",
+			Guest("web-2", "198.19.2.2,fd00:19:2::2", "frontend"),
+			Guest("orders-2", "198.19.2.3,fd00:19:2::3", "orders")),
+		Host("host-c", "198.18.0.3",
+			Guest("orders-3", "198.19.3.3,fd00:19:3::3", "orders"),
+			Guest("dns-1", "198.19.3.4", "dns"),
+			Guest("dns-2", "198.19.3.5", "dns")),
+	},
+		Balancer("frontend-orders", "frontend", "orders", "198.20.0.10:80/tcp",
+			TargetPort(8080), Weights(map[string]int{"orders-1": 3})),
+		Balancer("frontend-orders-v6", "frontend", "orders", "[fd00:20::10]:80/tcp",
 			TargetPort(8080), Weights(map[string]int{"orders-1": 3})),
 		Balancer("frontend-dns", "frontend", "dns", "198.20.0.53:53/udp", RoundRobin),
 	)

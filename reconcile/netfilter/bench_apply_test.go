@@ -212,8 +212,9 @@ func BenchmarkPerRule(b *testing.B) {
 }
 
 // fullApplyVsFloor times, per op, a Syncer's first (full) apply of rs in a
-// fresh namespace and a raw iptables-restore of floorText in another, and
-// reports the floor and the ratio as floor-ms and x-floor.
+// fresh namespace and a raw iptables-restore (ip6tables-restore for an IPv6
+// rs) of floorText in another, and reports the floor and the ratio as
+// floor-ms and x-floor.
 func fullApplyVsFloor(b *testing.B, backend string, rs *render.Ruleset, floorText []byte) {
 	b.Helper()
 	ctx := context.Background()
@@ -221,7 +222,8 @@ func fullApplyVsFloor(b *testing.B, backend string, rs *render.Ruleset, floorTex
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
-		nf, ns := ts.NewIPTables(b, backend)
+		opts := netfilter.IPTablesOptions{Backend: backend, Family: rs.Family}
+		nf, ns := ts.NewIPTablesWith(b, opts)
 		s := netfilter.NewSyncer(nf, netfilter.SyncerOptions{})
 		b.StartTimer()
 		start := time.Now()
@@ -231,7 +233,7 @@ func fullApplyVsFloor(b *testing.B, backend string, rs *render.Ruleset, floorTex
 		weir += time.Since(start)
 		b.StopTimer()
 		removeNetns(b, ns)
-		raw, ns2 := ts.NewIPTables(b, backend)
+		raw, ns2 := ts.NewIPTablesWith(b, opts)
 		start = time.Now()
 		if err := raw.Restore(ctx, floorText); err != nil {
 			b.Fatal(err)

@@ -2,6 +2,7 @@ package netfilter_test
 
 import (
 	"context"
+	"math/rand/v2"
 	"testing"
 	"time"
 
@@ -9,6 +10,7 @@ import (
 	"weir/reconcile/netfilter"
 	"weir/reconcile/plan"
 	"weir/reconcile/render"
+	"weir/spec"
 )
 
 // BenchmarkOneChange is what an agent does end to end when one balancer of a
@@ -149,7 +151,11 @@ func BenchmarkRenderIncremental(b *testing.B) {
 //	go test ./reconcile/netfilter -run '^$' -bench ApplyFullRendered -benchtime 1x
 func BenchmarkApplyFullRendered(b *testing.B) {
 	specs, alive := ts.OneChangeSpecs(10000)
-	rs := render.Render(plan.Assign(specs[0], alive, nil), "host-042")
+	applyFullRendered(b, render.Render(plan.Assign(specs[0], alive, nil), "host-042"))
+}
+
+// applyFullRendered runs fullApplyVsFloor of rs on every backend.
+func applyFullRendered(b *testing.B, rs *render.Ruleset) {
 	floorText := netfilter.FullText(rs)
 	natChains := len(tableOf(rs, "nat").Chains)
 	for _, backend := range benchBackends {
@@ -161,4 +167,15 @@ func BenchmarkApplyFullRendered(b *testing.B) {
 			b.ReportMetric(float64(rs.Rules()), "rules")
 		})
 	}
+}
+
+// BenchmarkApplyFullRendered6 is BenchmarkApplyFullRendered in IPv6: a full
+// apply of Render's IPv6 output for 10,000 balancers × 5 targets (100 hosts
+// of 10 guests, frontends spread over fd00::/16) through ip6tables, beside
+// a raw ip6tables-restore of the same text. Needs root; run with
+//
+//	go test ./reconcile/netfilter -run '^$' -bench ApplyFullRendered6 -benchtime 1x
+func BenchmarkApplyFullRendered6(b *testing.B) {
+	s := ts.RandomSpec(rand.New(rand.NewPCG(7, 10000)), ts.RandomSpecConfig{Balancers: 10000, Hosts: 100, GuestsPerHost: 10, Targets: 5, Family: spec.IPv6})
+	applyFullRendered(b, render.RenderWith(plan.Assign(s, ts.HostNames(s), nil), "host-042", render.RenderOptions{Family: spec.IPv6}))
 }

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/vishvananda/netns"
+
+	"weir/spec"
 )
 
 // Backends NewIPTables accepts.
@@ -24,6 +26,10 @@ const (
 
 // IPTablesOptions configures NewIPTables.
 type IPTablesOptions struct {
+	// Family chooses the binaries: iptables for spec.IPv4 (the zero
+	// value), ip6tables for spec.IPv6. The backend is detected, or looked
+	// up, per family: ip6tables may be legacy where iptables is nft.
+	Family spec.Family
 	// Backend is BackendAuto (also ""), BackendNFT or BackendLegacy. Auto follows
 	// the host's `iptables` binary (its --version says "nf_tables" or
 	// "legacy"), as go-iptables does, so weir writes where the admin's tools look.
@@ -62,6 +68,7 @@ const (
 // are run here rather than through go-iptables because it takes no context:
 // a command it started could not be cut off at the pass's deadline.
 type IPTables struct {
+	family   spec.Family
 	backend  string
 	iptables string // path of the iptables binary of the backend
 	restore  string // path of the *-restore binary of the backend
@@ -76,7 +83,7 @@ var _ Netfilter = (*IPTables)(nil)
 
 // NewIPTables finds the binaries of the chosen backend and checks that they run.
 func NewIPTables(opts IPTablesOptions) (*IPTables, error) {
-	t := &IPTables{netns: opts.Netns, log: opts.Logger, timeout: opts.CommandTimeout}
+	t := &IPTables{family: opts.Family, netns: opts.Netns, log: opts.Logger, timeout: opts.CommandTimeout}
 	if t.log == nil {
 		t.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -88,7 +95,8 @@ func NewIPTables(opts IPTablesOptions) (*IPTables, error) {
 		wait = DefaultLockWait
 	}
 	t.lockWait = strconv.Itoa(int(math.Ceil(wait.Seconds())))
-	bin, backend, err := backendBinary(opts.Backend)
+	cmd := Command(opts.Family)
+	bin, backend, err := backendBinary(cmd, opts.Backend)
 	if err != nil {
 		return nil, err
 	}
@@ -105,25 +113,34 @@ func NewIPTables(opts IPTablesOptions) (*IPTables, error) {
 			return nil, err
 		}
 	}
-	if t.restore, err = lookBackend("iptables-"+t.backend+"-restore", "iptables-restore", opts.Backend); err != nil {
+	if t.restore, err = lookBackend(cmd+"-"+t.backend+"-restore", cmd+"-restore", opts.Backend); err != nil {
 		return nil, err
 	}
-	if t.save, err = lookBackend("iptables-"+t.backend+"-save", "iptables-save", opts.Backend); err != nil {
+	if t.save, err = lookBackend(cmd+"-"+t.backend+"-save", cmd+"-save", opts.Backend); err != nil {
 		return nil, err
 	}
 	return t, nil
 }
 
-// backendBinary returns the iptables binary of the requested backend, and
-// the backend unless it is to be detected ("").
-func backendBinary(requested string) (bin, backend string, err error) {
+// Command returns the command that programs family f: "iptables" or
+// "ip6tables".
+func Command(f spec.Family) string {
+	if f == spec.IPv6 {
+		return "ip6tables"
+	}
+	return "iptables"
+}
+
+// backendBinary returns the binary of cmd (iptables or ip6tables) of the
+// requested backend, and the backend unless it is to be detected ("").
+func backendBinary(cmd, requested string) (bin, backend string, err error) {
 	switch requested {
 	case "", BackendAuto:
-		return "iptables", "", nil
+		return cmd, "", nil
 	case BackendNFT:
-		return "iptables-nft", BackendNFT, nil
+		return cmd + "-nft", BackendNFT, nil
 	case BackendLegacy:
-		return "iptables-legacy", BackendLegacy, nil
+		return cmd + "-legacy", BackendLegacy, nil
 	}
 	return "", "", fmt.Errorf("unknown iptables backend %q (want auto, nft or legacy)", requested)
 }
@@ -160,6 +177,9 @@ func lookBackend(name, fallback, requested string) (string, error) {
 
 // Backend returns BackendNFT or BackendLegacy.
 func (t *IPTables) Backend() string { return t.backend }
+
+// Family returns the address family t programs.
+func (t *IPTables) Family() spec.Family { return t.family }
 
 // do runs fn in the configured network namespace, if any (see InNetns).
 func (t *IPTables) do(fn func() error) error {

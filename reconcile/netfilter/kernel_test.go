@@ -22,16 +22,28 @@ import (
 
 // kernelHarness returns a harness over a real backend in a fresh namespace.
 func kernelHarness(t testing.TB, backend string) *harness {
-	nf, ns := ts.NewIPTables(t, backend)
+	return familyHarness(t, backend, spec.IPv4)
+}
+
+// familyHarness is kernelHarness over the binaries of family (iptables or
+// ip6tables); the harness is named after its backend, prefixed with the
+// command for IPv6.
+func familyHarness(t testing.TB, backend string, family spec.Family) *harness {
+	nf, ns := ts.NewIPTablesWith(t, netfilter.IPTablesOptions{Backend: backend, Family: family})
+	bin := netfilter.Command(family) + "-" + backend
+	name := backend
+	if family == spec.IPv6 {
+		name = bin
+	}
 	return &harness{
-		name: backend,
+		name: name,
 		nf:   nf,
 		exec: func(table string, args ...string) error {
-			_, err := ns.Output(append([]string{"iptables-" + backend, "-w", "-t", table}, args...)...)
+			_, err := ns.Output(append([]string{bin, "-w", "-t", table}, args...)...)
 			return err
 		},
 		save: func(table string) (string, error) {
-			return ns.Output("iptables-"+backend+"-save", "-t", table)
+			return ns.Output(bin+"-save", "-t", table)
 		},
 		ns: ns,
 	}
@@ -130,32 +142,41 @@ func TestIPTablesRestoreFrom(t *testing.T) {
 
 // TestConntrackKernel sends real UDP datagrams through a balancer in a
 // namespace, removes one target and checks that exactly the conntrack entries
-// DNATed to it are gone.
+// DNATed to it are gone, in IPv4 and in IPv6.
 func TestConntrackKernel(t *testing.T) {
-	h := kernelHarness(t, netfilter.BackendNFT)
+	t.Run("ipv4", func(t *testing.T) {
+		conntrackSuite(t, kernelHarness(t, netfilter.BackendNFT), "198.20.0.10", "198.19.2.2", "198.19.2.3")
+	})
+	t.Run("ipv6", func(t *testing.T) {
+		conntrackSuite(t, kernelHarness6(t, netfilter.BackendNFT), "fd00:20::10", "fd00:19:2::2", "fd00:19:2::3")
+	})
+}
+
+// conntrackSuite is TestConntrackKernel in h's family: frontend fe:5353
+// balanced over a:5353 and b:5353, then b removed.
+func conntrackSuite(t *testing.T, h *harness, feAddr, aAddr, bAddr string) {
 	ctx := context.Background()
-	for _, args := range [][]string{
-		{"link", "set", "lo", "up"},
-		{"addr", "add", "198.20.0.10/32", "dev", "lo"},
-		{"addr", "add", "198.19.2.2/32", "dev", "lo"},
-		{"addr", "add", "198.19.2.3/32", "dev", "lo"},
-	} {
-		h.ns.Run(append([]string{"ip"}, args...)...)
+	fam := spec.FamilyOf(netip.MustParseAddr(feAddr))
+	h.ns.Run("ip", "link", "set", "lo", "up")
+	for _, addr := range []string{feAddr, aAddr, bAddr} {
+		ip := netip.MustParseAddr(addr)
+		h.ns.Run("ip", "addr", "add", netip.PrefixFrom(ip, ip.BitLen()).String(), "dev", "lo", "nodad")
 	}
-	fe := spec.Frontend{Address: netip.MustParseAddr("198.20.0.10"), Port: 5353, Protocol: spec.UDP}
-	a, b := netip.MustParseAddrPort("198.19.2.2:5353"), netip.MustParseAddrPort("198.19.2.3:5353")
+	fe := spec.Frontend{Address: netip.MustParseAddr(feAddr), Port: 5353, Protocol: spec.UDP}
+	a, b := netip.AddrPortFrom(netip.MustParseAddr(aAddr), 5353), netip.AddrPortFrom(netip.MustParseAddr(bAddr), 5353)
 	// Round-robin (nth) makes the spread deterministic: datagrams of four
 	// flows alternate between the two targets.
 	ruleset := func(targets ...netip.AddrPort) *render.Ruleset {
 		c := render.Chain{Name: "WEIR-SVC-UDP"}
+		dst := netip.PrefixFrom(fe.Address, fe.Address.BitLen()).String()
 		for i, to := range targets {
 			stat := ""
 			if left := len(targets) - i; left > 1 {
 				stat = fmt.Sprintf("-m statistic --mode nth --every %d --packet 0 ", left)
 			}
-			c.Rules = append(c.Rules, fmt.Sprintf("-d 198.20.0.10/32 -p udp -m udp --dport 5353 %s-j DNAT --to-destination %s", stat, to))
+			c.Rules = append(c.Rules, fmt.Sprintf("-d %s -p udp -m udp --dport 5353 %s-j DNAT --to-destination %s", dst, stat, to))
 		}
-		return &render.Ruleset{
+		return &render.Ruleset{Family: fam,
 			Tables: []render.Table{{Name: "nat", Chains: []render.Chain{c},
 				Jumps: []render.Jump{{Chain: "OUTPUT", Rule: []string{"-j", "WEIR-SVC-UDP"}}}}},
 			Flows: []render.Flow{{Balancer: "udp", Frontend: fe, Targets: targets}},
@@ -167,10 +188,10 @@ func TestConntrackKernel(t *testing.T) {
 	}
 	for i := 0; i < 4; i++ {
 		// Each bash opens a UDP socket on a new ephemeral port: a new flow.
-		h.ns.Run("bash", "-c", "echo hi >/dev/udp/198.20.0.10/5353")
+		h.ns.Run("bash", "-c", "echo hi >/dev/udp/"+feAddr+"/5353")
 	}
 	entries := func() map[string]int {
-		out := h.ns.Run("conntrack", "-L", "-p", "udp", "--orig-dst", "198.20.0.10")
+		out := h.ns.Run("conntrack", "-L", "-f", fam.Name(), "-p", "udp", "--orig-dst", feAddr)
 		got := map[string]int{}
 		for _, l := range strings.Split(out, "\n") {
 			for _, to := range []netip.AddrPort{a, b} {

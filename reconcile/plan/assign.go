@@ -21,9 +21,9 @@ import (
 //     dead host sends nothing, and listing it keeps the plan of live hosts
 //     independent of who else is up.
 //   - SettingHosts are the hosts of those guests, sorted.
-//   - Every guest running the target service whose address family (IPv4 or
-//     IPv6) is the frontend's is a target; guests of the other family are
-//     left out, as no DNAT can reach them. A target takes part when its
+//   - Every guest running the target service is a target, at its address
+//     of the frontend's family (IPv4 or IPv6; validation makes sure it has
+//     one, and a source guest too). A target takes part when its
 //     host is alive, its weight is above 0 and its host does not report it
 //     unhealthy (see Health). Targets lists those taking part, sorted by
 //     (host, guest), each with its share of new connections; Excluded lists
@@ -41,10 +41,10 @@ func Assign(s *spec.Spec, alive []string, health Health) *Plan {
 	p := &Plan{Alive: aliveHosts(s, alive, live), Balancers: make([]BalancerPlan, 0, len(s.Balancers))}
 	byService := map[string][]int{}
 	ix := guestIndex{guests: indexGuests(s, byService), byService: byService}
-	sources := sourceCache{ix: &ix, sets: map[string]sourceSet{}}
+	sources := sourceCache{ix: &ix, sets: map[sourceKey]sourceSet{}}
 	tv := targetView{ix: &ix, live: live, health: health}
 	for _, b := range sortedBalancers(s) {
-		bp := balancerPlan(b, sources.of(b.Source))
+		bp := balancerPlan(b, sources.of(b.Source, b.Family()))
 		bp.Targets, bp.Excluded, bp.FailOpen = tv.targets(b, bp.Frontend, bp.TargetPort)
 		setShares(bp.Targets)
 		p.Balancers = append(p.Balancers, bp)
@@ -109,26 +109,40 @@ type sourceSet struct {
 	hosts     []string
 }
 
-// sourceCache computes each service's sourceSet once, so balancers of one
-// source service share its slices.
+// sourceCache computes each service's sourceSet once per address family,
+// so balancers of one source service and family share its slices.
 type sourceCache struct {
 	ix   *guestIndex
-	sets map[string]sourceSet
+	sets map[sourceKey]sourceSet
 }
 
-func (c *sourceCache) of(svc string) sourceSet {
-	if ss, ok := c.sets[svc]; ok {
+type sourceKey struct {
+	svc string
+	fam spec.Family
+}
+
+// of returns the guests running svc with their addresses of family fam.
+// Validation makes every source guest of a balancer have one; a guest of a
+// hand-built spec that has none could never send to the frontend, so it is
+// no source.
+func (c *sourceCache) of(svc string, fam spec.Family) sourceSet {
+	key := sourceKey{svc, fam}
+	if ss, ok := c.sets[key]; ok {
 		return ss
 	}
 	ss := sourceSet{endpoints: []Endpoint{}, hosts: []string{}}
 	for _, i := range c.ix.byService[svc] {
-		g := c.ix.guests[i]
-		ss.endpoints = append(ss.endpoints, Endpoint{Guest: g.Name, Host: g.Host, Address: g.Address})
+		g := &c.ix.guests[i]
+		a := g.Addr(fam)
+		if !a.IsValid() {
+			continue
+		}
+		ss.endpoints = append(ss.endpoints, Endpoint{Guest: g.Name, Host: g.Host, Address: a})
 		if n := len(ss.hosts); n == 0 || ss.hosts[n-1] != g.Host {
 			ss.hosts = append(ss.hosts, g.Host)
 		}
 	}
-	c.sets[svc] = ss
+	c.sets[key] = ss
 	return ss
 }
 

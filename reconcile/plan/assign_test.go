@@ -136,7 +136,7 @@ func TestDigestChanges(t *testing.T) {
 			return all
 		}},
 		{"target address", func(s *spec.Spec) []string {
-			s.Hosts[1].Guests[0].Address = netip.MustParseAddr("198.19.2.9")
+			s.Hosts[1].Guests[0].Addresses = []netip.Addr{netip.MustParseAddr("198.19.2.9")}
 			return all
 		}},
 		{"source guest", func(s *spec.Spec) []string {

@@ -115,7 +115,7 @@ func UnhealthyGuests(s *spec.Spec, guests []GuestPort) (set UnhealthySet, unmatc
 			if g == nil || hc == nil || !g.Runs(s.Balancers[i].Target) || (gp.Port != 0 && hc.Port != gp.Port) {
 				continue
 			}
-			set.Add(g.Host, spec.EndpointCheck{Address: g.Address, HealthCheck: *hc}.ID())
+			set.Add(g.Host, spec.EndpointCheck{Address: g.Addr(s.Balancers[i].Family()), HealthCheck: *hc}.ID())
 			found = true
 		}
 		if !found {

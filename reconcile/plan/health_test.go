@@ -105,7 +105,7 @@ func TestAssignHealth(t *testing.T) {
 func checkID(t *testing.T, guest string) spec.CheckID {
 	s := healthSpec(nil)
 	g := s.Guest(guest)
-	return spec.EndpointCheck{Address: g.Address, HealthCheck: *s.Balancer("frontend-orders").HealthCheck}.ID()
+	return spec.EndpointCheck{Address: g.Addr(spec.IPv4), HealthCheck: *s.Balancer("frontend-orders").HealthCheck}.ID()
 }
 
 func TestUnhealthyGuests(t *testing.T) {

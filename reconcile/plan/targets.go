@@ -1,6 +1,10 @@
 package plan
 
-import "weir/spec"
+import (
+	"net/netip"
+
+	"weir/spec"
+)
 
 // targetView decides, within one Assign, which targets of a balancer take
 // part: those on live hosts, with weight above 0, that health does not
@@ -19,19 +23,22 @@ func (tv *targetView) targets(b *spec.Balancer, fe spec.Frontend, port uint16) (
 	guests := tv.ix.byService[b.Target]
 	all := make([]Target, 0, len(guests))
 	healthy, excluded := 0, 0
+	fam := spec.FamilyOf(fe.Address)
 	for _, i := range guests {
 		g := &tv.ix.guests[i]
-		// DNAT cannot change the address family: a target of the other
-		// family than the frontend could never receive a connection, so
-		// it is no target at all.
-		if g.Address.Unmap().Is4() != fe.Address.Unmap().Is4() {
+		// DNAT cannot change the address family. Validation rejects a
+		// target without an address of the frontend's; in a hand-built
+		// spec such a guest could never receive a connection, so it is no
+		// target.
+		addr := g.Addr(fam)
+		if !addr.IsValid() {
 			continue
 		}
 		t := Target{
-			Endpoint: Endpoint{Guest: g.Name, Host: g.Host, Address: g.Address},
+			Endpoint: Endpoint{Guest: g.Name, Host: g.Host, Address: addr},
 			Port:     port,
 			Weight:   b.Weight(g.Name),
-			State:    tv.state(b, i),
+			State:    tv.state(b, g, addr),
 		}
 		switch t.State {
 		case Healthy:
@@ -55,17 +62,16 @@ func (tv *targetView) targets(b *spec.Balancer, fe spec.Frontend, port uint16) (
 	return in, out, failOpen
 }
 
-// state is the state of the target ix.guests[i] of balancer b, before
+// state is the state of the target g of balancer b, at addr, before
 // failing open.
-func (tv *targetView) state(b *spec.Balancer, i int) TargetState {
-	g := &tv.ix.guests[i]
+func (tv *targetView) state(b *spec.Balancer, g *spec.Guest, addr netip.Addr) TargetState {
 	switch {
 	case !tv.live[g.Host]:
 		return Down
 	case b.Weight(g.Name) <= 0:
 		return Drained
 	case b.HealthCheck != nil && tv.health != nil && tv.health.Failing(g.Host) &&
-		tv.health.Unhealthy(g.Host, spec.EndpointCheck{Address: g.Address, HealthCheck: *b.HealthCheck}.ID()):
+		tv.health.Unhealthy(g.Host, spec.EndpointCheck{Address: addr, HealthCheck: *b.HealthCheck}.ID()):
 		return Unhealthy
 	}
 	return Healthy

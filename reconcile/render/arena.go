@@ -185,19 +185,19 @@ func (w ruleWriter) end() {
 	w.a.rules = append(w.a.rules, ruleRec{chain: w.chain, text: span{w.a.start, len(w.a.text)}})
 }
 
-// src appends `-s A/32`.
+// src appends `-s A/32` (IPv4) or `-s A/128` (IPv6).
 func (w ruleWriter) src(a netip.Addr) ruleWriter {
 	w.sep()
 	w.a.text = append(w.a.text, "-s "...)
-	w.a.text = appendAddrBits(w.a.text, addrBits(a), 32)
+	w.a.text = appendPrefix(w.a.text, a, a.BitLen())
 	return w
 }
 
-// dst appends `-d P/bits` for the first bits bits of the IPv4 address a.
-func (w ruleWriter) dst(a uint32, bits int) ruleWriter {
+// dst appends `-d P/bits` for the first bits bits of the address a.
+func (w ruleWriter) dst(a netip.Addr, bits int) ruleWriter {
 	w.sep()
 	w.a.text = append(w.a.text, "-d "...)
-	w.a.text = appendAddrBits(w.a.text, a, bits)
+	w.a.text = appendPrefix(w.a.text, a, bits)
 	return w
 }
 
@@ -308,9 +308,20 @@ func (w ruleWriter) to(target string) {
 	w.end()
 }
 
-// appendAddrBits appends the masked prefix a/bits as iptables-save prints it.
+// appendPrefix appends the masked prefix a/bits as iptables-save (or
+// ip6tables-save, which prints IPv6 addresses as inet_ntop does and Go
+// too: RFC 5952's shortest form) prints it.
+func appendPrefix(b []byte, a netip.Addr, bits int) []byte {
+	if a.Is4() {
+		return appendAddrBits(b, addrBits(a), bits)
+	}
+	p, _ := a.Prefix(bits)
+	return p.AppendTo(b)
+}
+
+// appendAddrBits appends the masked IPv4 prefix a/bits.
 func appendAddrBits(b []byte, a uint32, bits int) []byte {
-	a &= uint32(prefixMask(bits, 32))
+	a &= uint32(prefixMask(bits, width4).lo)
 	b = strconv.AppendUint(b, uint64(a>>24), 10)
 	b = append(b, '.')
 	b = strconv.AppendUint(b, uint64(a>>16&0xff), 10)

@@ -110,20 +110,24 @@ func (r *renderer) rejectChains(bp *plan.BalancerPlan, srcs []netip.Addr) int {
 	r.a.key = append(r.a.key[:0], bp.Name...)
 	c := r.a.hashedChain(tableFilter, kindREJ, r.a.key)
 	proto := protocol(bp.Frontend.Protocol)
+	unreachable := "REJECT --reject-with icmp-port-unreachable"
+	if r.opts.Family == spec.IPv6 {
+		unreachable = "REJECT --reject-with icmp6-port-unreachable"
+	}
 	for _, a := range srcs {
 		// A TCP reset fails connect() at once; ICMP port-unreachable does the
 		// same for UDP and SCTP sockets.
 		if proto == spec.TCP {
 			r.a.rule(c).src(a).proto(spec.TCP).comment(bp.Name).to("REJECT --reject-with tcp-reset")
 		} else {
-			r.a.rule(c).src(a).comment(bp.Name).to("REJECT --reject-with icmp-port-unreachable")
+			r.a.rule(c).src(a).comment(bp.Name).to(unreachable)
 		}
 	}
 	return c
 }
 
-// sourceCache remembers, within one render, the IPv4 addresses of each
-// Sources slice's guests on the node.
+// sourceCache remembers, within one render, the addresses of each Sources
+// slice's guests on the node.
 type sourceCache map[sourcesKey][]netip.Addr
 
 type sourcesKey struct {
@@ -131,7 +135,8 @@ type sourcesKey struct {
 	n     int
 }
 
-// local returns the IPv4 addresses of the source guests on node. Balancers
+// local returns the addresses of the source guests on node (Assign gives
+// each its address of the balancer's family). Balancers
 // of one source service share their Sources slice (see plan.Assign), so the
 // answer is cached by slice identity: 10,000 balancers of one service then
 // scan its sources once, not 10,000 times.
@@ -142,7 +147,7 @@ func (c *sourceCache) local(node string, sources []plan.Endpoint) []netip.Addr {
 	}
 	var srcs []netip.Addr
 	for _, e := range sources {
-		if a := e.Address.Unmap(); e.Host == node && a.Is4() && !slices.Contains(srcs, a) {
+		if a := e.Address.Unmap(); e.Host == node && !slices.Contains(srcs, a) {
 			srcs = append(srcs, a)
 		}
 	}

@@ -2,7 +2,6 @@ package render
 
 import (
 	"cmp"
-	"math/bits"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -13,7 +12,7 @@ import (
 
 // dispatchEntry is one frontend the dispatch tree leads to.
 type dispatchEntry struct {
-	addr    uint32
+	addr    key // the frontend address, of the tree's width
 	proto   spec.Protocol
 	port    uint16
 	leaf    string       // chain to jump to
@@ -36,8 +35,8 @@ const treeDepth = maxChainDepth - 1 - 3 - 2
 
 // dispatch fills root with the dispatch tree (or list) leading to entries.
 //
-// The tree is a path-compressed trie: first over the 32 bits of the distinct
-// frontend addresses, then, at an address with several frontends, over
+// The tree is a path-compressed trie: first over the 32 (IPv4) or 128
+// (IPv6) bits of the distinct frontend addresses, then, at an address with several frontends, over
 // protocols, then over the 16 bits of their ports. A trie node is a chain
 // whose rules each match one child's whole prefix (`-d p/len`, or `--dport
 // lo:hi` for an aligned port range) and jump to it, so a packet evaluates a
@@ -53,6 +52,7 @@ const treeDepth = maxChainDepth - 1 - 3 - 2
 // depth bound always holds. Node chains are named after their prefix, so
 // adding or removing a frontend changes only the chains on its path.
 func (r *renderer) dispatch(table, root int, entries []dispatchEntry) {
+	width := r.width()
 	sortEntries(entries)
 	// Two balancers on one address:port:protocol is a validation error; if
 	// one slips through, the first by name wins in both dispatch modes.
@@ -62,31 +62,31 @@ func (r *renderer) dispatch(table, root int, entries []dispatchEntry) {
 	if r.opts.Dispatch == LinearDispatch {
 		for i := range entries {
 			e := &entries[i]
-			leafRules(r.a.rule(root).dst(e.addr, 32).dport(e.proto, uint32(e.port), 16), e)
+			leafRules(r.a.rule(root).dst(keyAddr(e.addr, width), width).dport(e.proto, uint32(e.port), 16), e)
 		}
 		return
 	}
 	if len(entries) == 0 {
 		return
 	}
-	keys := make([]uint64, 0, len(entries))
+	keys := make([]key, 0, len(entries))
 	starts := make([]int, 0, len(entries)+1)
 	for i, e := range entries {
 		if i == 0 || e.addr != entries[i-1].addr {
-			keys = append(keys, uint64(e.addr))
+			keys = append(keys, e.addr)
 			starts = append(starts, i)
 		}
 	}
 	starts = append(starts, len(entries))
-	t := &tree{a: &r.a, table: table, entries: entries, starts: starts}
+	t := &tree{a: &r.a, table: table, width: width, entries: entries, starts: starts}
 	if len(keys) == 1 {
 		t.addrLeaf(root, 0, 0)
 		return
 	}
-	_, l := commonPrefix(keys[0], keys[len(keys)-1], 32)
+	_, l := commonPrefix(keys[0], keys[len(keys)-1], width)
 	// An address leaf may still need a protocol split and a port node
 	// below it: keep two levels for them.
-	stride := chooseStride(keys, 32, l, treeDepth-2)
+	stride := chooseStride(keys, width, l, treeDepth-2)
 	t.addrNode(root, 0, keys, 0, len(keys), l, stride)
 }
 
@@ -95,15 +95,19 @@ func (r *renderer) dispatch(table, root int, entries []dispatchEntry) {
 // permutes the entries once; names only break ties, which a valid spec
 // never has.
 func sortEntries(entries []dispatchEntry) {
-	type key struct {
-		k uint64
-		i int
+	type sortKey struct {
+		addr key
+		k    uint64 // protocol rank and port
+		i    int
 	}
-	keys := make([]key, len(entries))
+	keys := make([]sortKey, len(entries))
 	for i, e := range entries {
-		keys[i] = key{uint64(e.addr)<<32 | uint64(protoRank(e.proto))<<16 | uint64(e.port), i}
+		keys[i] = sortKey{e.addr, protoRank(e.proto)<<16 | uint64(e.port), i}
 	}
-	slices.SortFunc(keys, func(a, b key) int {
+	slices.SortFunc(keys, func(a, b sortKey) int {
+		if c := compareKey(a.addr, b.addr); c != 0 {
+			return c
+		}
 		if a.k != b.k {
 			return cmp.Compare(a.k, b.k)
 		}
@@ -134,16 +138,17 @@ func protoRank(p spec.Protocol) uint64 {
 type tree struct {
 	a       *arena
 	table   int
+	width   int             // of the addresses: width4 or width6
 	entries []dispatchEntry // sorted by address, protocol, port
 	starts  []int           // starts[i]: index in entries of the i-th distinct address
 }
 
 // nodeChain declares the dispatch node chain of the given kind for the
 // prefix bits of addr (and, for port nodes, the port range of proto).
-func (t *tree) nodeChain(kind string, addr uint32, bits int, proto spec.Protocol, lo, hi uint64) int {
+func (t *tree) nodeChain(kind string, addr key, bits int, proto spec.Protocol, lo, hi uint64) int {
 	k := append(t.a.key[:0], tableName(t.table)...)
 	k = append(k, ' ')
-	k = netip.PrefixFrom(bitsAddr(addr), bits).AppendTo(k)
+	k = netip.PrefixFrom(keyAddr(addr, t.width), bits).AppendTo(k)
 	if proto != "" {
 		k = append(k, ' ')
 		k = append(k, proto...)
@@ -159,14 +164,14 @@ func (t *tree) nodeChain(kind string, addr uint32, bits int, proto spec.Protocol
 // addrNode fills chain c, depth chains below the root, with the rules that
 // split the addresses keys[lo:hi], which share their first l bits, on the
 // next stride bits.
-func (t *tree) addrNode(c, depth int, keys []uint64, lo, hi, l, stride int) {
-	for _, g := range groups(keys, lo, hi, 32, l, stride) {
+func (t *tree) addrNode(c, depth int, keys []key, lo, hi, l, stride int) {
+	for _, g := range groups(keys, lo, hi, t.width, l, stride) {
 		if g.hi-g.lo == 1 {
 			t.addrLeaf(c, depth, g.lo)
 			continue
 		}
-		child := t.nodeChain(kindDST, uint32(g.prefix), g.bits, "", 0, 0)
-		t.a.rule(c).dst(uint32(g.prefix), g.bits).comment(OwnerComment).jump(child)
+		child := t.nodeChain(kindDST, g.prefix, g.bits, "", 0, 0)
+		t.a.rule(c).dst(keyAddr(g.prefix, t.width), g.bits).comment(OwnerComment).jump(child)
 		t.addrNode(child, depth+1, keys, g.lo, g.hi, g.bits, stride)
 	}
 }
@@ -177,12 +182,13 @@ func (t *tree) addrNode(c, depth int, keys []uint64, lo, hi, l, stride int) {
 func (t *tree) addrLeaf(c, depth, i int) {
 	es := t.entries[t.starts[i]:t.starts[i+1]]
 	addr := es[0].addr
+	ip := keyAddr(addr, t.width)
 	if es[0].proto == es[len(es)-1].proto {
-		t.protoNode(t.a.rule(c).dst(addr, 32), depth, es)
+		t.protoNode(t.a.rule(c).dst(ip, t.width), depth, es)
 		return
 	}
-	split := t.nodeChain(kindPRO, addr, 32, "", 0, 0)
-	t.a.rule(c).dst(addr, 32).comment(OwnerComment).jump(split)
+	split := t.nodeChain(kindPRO, addr, t.width, "", 0, 0)
+	t.a.rule(c).dst(ip, t.width).comment(OwnerComment).jump(split)
 	for len(es) > 0 {
 		n := 1
 		for n < len(es) && es[n].proto == es[0].proto {
@@ -201,32 +207,32 @@ func (t *tree) protoNode(w ruleWriter, depth int, es []dispatchEntry) {
 		leafRules(w.dport(es[0].proto, uint32(es[0].port), 16), &es[0])
 		return
 	}
-	keys := make([]uint64, len(es))
+	keys := make([]key, len(es))
 	for i, e := range es {
-		keys[i] = uint64(e.port)
+		keys[i] = key{lo: uint64(e.port)}
 	}
-	prefix, l := commonPrefix(keys[0], keys[len(keys)-1], 16)
-	lo, hi := portRange(prefix, l)
-	child := t.nodeChain(kindPRT, es[0].addr, 32, es[0].proto, lo, hi)
-	w.dport(es[0].proto, uint32(prefix), l).comment(OwnerComment).jump(child)
-	stride := chooseStride(keys, 16, l, treeDepth-(depth+1))
+	prefix, l := commonPrefix(keys[0], keys[len(keys)-1], widthPort)
+	lo, hi := portRange(prefix.lo, l)
+	child := t.nodeChain(kindPRT, es[0].addr, t.width, es[0].proto, lo, hi)
+	w.dport(es[0].proto, uint32(prefix.lo), l).comment(OwnerComment).jump(child)
+	stride := chooseStride(keys, widthPort, l, treeDepth-(depth+1))
 	t.portNode(child, depth+1, es, keys, 0, len(keys), l, stride)
 }
 
 // portNode fills chain c (depth chains below the root) with the rules that
 // split the ports keys[lo:hi] of the frontends es (one address and
 // protocol), which share their first l bits, on the next stride bits.
-func (t *tree) portNode(c, depth int, es []dispatchEntry, keys []uint64, lo, hi, l, stride int) {
-	for _, g := range groups(keys, lo, hi, 16, l, stride) {
+func (t *tree) portNode(c, depth int, es []dispatchEntry, keys []key, lo, hi, l, stride int) {
+	for _, g := range groups(keys, lo, hi, widthPort, l, stride) {
 		w := t.a.rule(c)
 		if g.hi-g.lo == 1 {
 			e := es[g.lo]
 			leafRules(w.dport(e.proto, uint32(e.port), 16), &e)
 			continue
 		}
-		plo, phi := portRange(g.prefix, g.bits)
-		child := t.nodeChain(kindPRT, es[0].addr, 32, es[0].proto, plo, phi)
-		w.dport(es[0].proto, uint32(g.prefix), g.bits).comment(OwnerComment).jump(child)
+		plo, phi := portRange(g.prefix.lo, g.bits)
+		child := t.nodeChain(kindPRT, es[0].addr, t.width, es[0].proto, plo, phi)
+		w.dport(es[0].proto, uint32(g.prefix.lo), g.bits).comment(OwnerComment).jump(child)
 		t.portNode(child, depth+1, es, keys, g.lo, g.hi, g.bits, stride)
 	}
 }
@@ -250,19 +256,19 @@ func leafRules(w ruleWriter, e *dispatchEntry) {
 // bits bits, equal to those of prefix.
 type trieGroup struct {
 	lo, hi int
-	prefix uint64
+	prefix key
 	bits   int
 }
 
 // groups splits the sorted, distinct keys[lo:hi] (width bits wide, sharing
 // their first l bits) by their next stride bits. Each group carries its own
 // longest common prefix (path compression).
-func groups(keys []uint64, lo, hi, width, l, stride int) []trieGroup {
+func groups(keys []key, lo, hi, width, l, stride int) []trieGroup {
 	shift := max(width-l-stride, 0)
 	out := make([]trieGroup, 0, min(hi-lo, 1<<min(stride, 8)))
 	for i := lo; i < hi; {
 		j := i + 1
-		for j < hi && keys[j]>>shift == keys[i]>>shift {
+		for j < hi && keys[j].shr(shift) == keys[i].shr(shift) {
 			j++
 		}
 		p, b := commonPrefix(keys[i], keys[j-1], width)
@@ -276,7 +282,7 @@ func groups(keys []uint64, lo, hi, width, l, stride int) []trieGroup {
 // distinct, at least two, sharing their first l bits) needs at most budget
 // chains below the node that holds them. The stride that splits the rest of
 // the bits at once needs none, so there always is one.
-func chooseStride(keys []uint64, width, l, budget int) int {
+func chooseStride(keys []key, width, l, budget int) int {
 	for s := 1; s < width-l; s++ {
 		if extraDepth(keys, 0, len(keys), width, l, s, budget) <= budget {
 			return s
@@ -287,7 +293,7 @@ func chooseStride(keys []uint64, width, l, budget int) int {
 
 // extraDepth is the number of chains below a node over keys[lo:hi] with the
 // given stride, or more than budget once it is known to exceed it.
-func extraDepth(keys []uint64, lo, hi, width, l, stride, budget int) int {
+func extraDepth(keys []key, lo, hi, width, l, stride, budget int) int {
 	if budget < 0 {
 		return 1
 	}
@@ -295,7 +301,7 @@ func extraDepth(keys []uint64, lo, hi, width, l, stride, budget int) int {
 	shift := max(width-l-stride, 0)
 	for i := lo; i < hi; {
 		j := i + 1
-		for j < hi && keys[j]>>shift == keys[i]>>shift {
+		for j < hi && keys[j].shr(shift) == keys[i].shr(shift) {
 			j++
 		}
 		if j-i > 1 {
@@ -310,20 +316,6 @@ func extraDepth(keys []uint64, lo, hi, width, l, stride, budget int) int {
 		i = j
 	}
 	return d
-}
-
-// commonPrefix returns the longest common prefix of a and b (width bits
-// wide) as a masked value and its length.
-func commonPrefix(a, b uint64, width int) (uint64, int) {
-	n := width
-	if x := a ^ b; x != 0 {
-		n = bits.LeadingZeros64(x) - (64 - width)
-	}
-	return a & prefixMask(n, width), n
-}
-
-func prefixMask(n, width int) uint64 {
-	return (uint64(1)<<width - 1) &^ (uint64(1)<<(width-n) - 1)
 }
 
 // portRange is the port range of a prefix of a 16-bit port.

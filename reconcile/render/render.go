@@ -70,15 +70,30 @@ const (
 	LinearDispatch
 )
 
-// RenderOptions tunes Render; the zero value is what agents use.
+// RenderOptions tunes Render; the zero value is what agents use for IPv4.
 type RenderOptions struct {
 	Dispatch Dispatch
+	// Family is the address family to render: the balancers whose
+	// frontend is of this family, as iptables-restore (IPv4, the zero
+	// value) or ip6tables-restore (IPv6) input.
+	Family spec.Family
 }
 
-// Render returns the owned netfilter state host node must have for plan p,
-// with tree dispatch. See RenderWith.
+// Render returns the owned IPv4 netfilter state host node must have for
+// plan p, with tree dispatch. See RenderWith and RenderFamilies.
 func Render(p *plan.Plan, node string) *Ruleset {
 	return RenderWith(p, node, RenderOptions{})
+}
+
+// RenderAll returns the owned netfilter state host node must have for plan
+// p in both address families; o.Family is ignored.
+func RenderAll(p *plan.Plan, node string, o RenderOptions) Rulesets {
+	var rs Rulesets
+	for _, f := range spec.Families() {
+		o.Family = f
+		rs[f] = RenderWith(p, node, o)
+	}
+	return rs
 }
 
 // RenderWith returns the owned netfilter state host node must have for plan p:
@@ -97,7 +112,8 @@ func Render(p *plan.Plan, node string) *Ruleset {
 // touched; everything else falls through every owned chain. Balancers with
 // targets taking part (plan.BalancerPlan.Targets; Excluded ones get no rule)
 // are dispatched in nat; those without are rejected in filter (tcp-reset for
-// TCP, icmp-port-unreachable otherwise) rather than left to time out.
+// TCP, icmp-port-unreachable or icmp6-port-unreachable otherwise) rather
+// than left to time out.
 //
 // A connection DNATed to a target on node itself is masqueraded, so its
 // replies come back through the host's conntrack even when source and target
@@ -129,9 +145,14 @@ func Render(p *plan.Plan, node string) *Ruleset {
 // decimals, while iptables-save prints the kernel's 31-bit fixed-point value
 // with 11. SaveForm maps a rendered rule to the saved text exactly.
 //
-// weir programs IPv4 iptables only: balancers whose frontend is not IPv4, and
-// source or target guests whose address is not IPv4, are left out, and
-// RenderWarnings lists them.
+// One call renders one address family (o.Family): the balancers whose
+// frontend is of that family, for iptables-restore or ip6tables-restore. The
+// IPv6 ruleset has the shape of the IPv4 one: the same chains, /128 instead
+// of /32, a dispatch tree over 128-bit addresses and icmp6-port-unreachable.
+// A family in which node sets no balancer renders to an empty Ruleset (no
+// table, no jump) when it is IPv6, so hosts without IPv6 balancers never
+// need ip6tables; IPv4 always has its top chains, as it did before IPv6
+// balancers existed.
 func RenderWith(p *plan.Plan, node string, o RenderOptions) *Ruleset {
 	r := &renderer{node: node, opts: o, seps: &sepChains{}}
 	return r.render(p)
@@ -168,8 +189,12 @@ func tableName(t int) string {
 // render renders the balancers of p that r.node sets, then the top chains
 // and the dispatch trees leading to them, and assembles the Ruleset.
 func (r *renderer) render(p *plan.Plan) *Ruleset {
-	rs := &Ruleset{Flows: []Flow{}}
+	rs := &Ruleset{Family: r.opts.Family, Flows: []Flow{}}
 	nb, nt := r.count(p)
+	if nb == 0 && r.opts.Family == spec.IPv6 {
+		r.seps.used() // forgets the names of endpoints no longer sent to
+		return rs
+	}
 	// The balancers' own chains are written first, into arenas of their own
 	// that become the chains' strings (see packBalancers); the top chains
 	// and the dispatch tree go into fresh arenas after them.
@@ -204,7 +229,7 @@ func (r *renderer) balancers(p *plan.Plan, rs *Ruleset, nb, nt int) (natEntries,
 	natEntries = make([]dispatchEntry, 0, nb)
 	for i := range p.Balancers {
 		bp := &p.Balancers[i]
-		if !bp.Frontend.Address.Unmap().Is4() || !bp.SetBy(r.node) {
+		if !r.renders(bp) {
 			continue
 		}
 		srcs := r.srcs.local(r.node, bp.Sources)
@@ -213,14 +238,14 @@ func (r *renderer) balancers(p *plan.Plan, rs *Ruleset, nb, nt int) (natEntries,
 		}
 		targets = targets[:0]
 		first := len(flowTargets)
+		// Assign gives every target its address of the frontend's family.
 		for j := range bp.Targets {
 			t := &bp.Targets[j]
-			if a := t.Address.Unmap(); a.Is4() {
-				targets = append(targets, t)
-				flowTargets = append(flowTargets, netip.AddrPortFrom(a, t.Port))
-				if t.Host == r.node {
-					r.seps.use(endpoint{proto: protocol(bp.Frontend.Protocol), to: netip.AddrPortFrom(a, t.Port)})
-				}
+			a := t.Address.Unmap()
+			targets = append(targets, t)
+			flowTargets = append(flowTargets, netip.AddrPortFrom(a, t.Port))
+			if t.Host == r.node {
+				r.seps.use(endpoint{proto: protocol(bp.Frontend.Protocol), to: netip.AddrPortFrom(a, t.Port)})
 			}
 		}
 		rs.Flows = append(rs.Flows, Flow{Balancer: bp.Name, Frontend: bp.Frontend,
@@ -256,8 +281,9 @@ func (r *renderer) balancer(bp *plan.BalancerPlan, srcs []netip.Addr, targets []
 		r.bal.next[bp.Name] = out
 	}
 	r.bal.outs = append(r.bal.outs, out)
+	addr, _ := addrKey(bp.Frontend.Address)
 	return dispatchEntry{
-		addr:    addrBits(bp.Frontend.Address),
+		addr:    addr,
 		proto:   protocol(bp.Frontend.Protocol),
 		port:    bp.Frontend.Port,
 		comment: bp.Name,
@@ -301,40 +327,30 @@ func jumpTables() []Table {
 	}
 }
 
-// count returns how many balancers node sets in p, and their targets.
+// renders reports whether bp is rendered: node sets it and its frontend is
+// of the family being rendered.
+func (r *renderer) renders(bp *plan.BalancerPlan) bool {
+	return spec.FamilyOf(bp.Frontend.Address) == r.opts.Family && bp.SetBy(r.node)
+}
+
+// width is the width of the rendered family's addresses in the dispatch trie.
+func (r *renderer) width() int {
+	if r.opts.Family == spec.IPv6 {
+		return width6
+	}
+	return width4
+}
+
+// count returns how many balancers of the family node sets in p, and their
+// targets.
 func (r *renderer) count(p *plan.Plan) (nb, nt int) {
 	for i := range p.Balancers {
-		if p.Balancers[i].SetBy(r.node) {
+		if r.renders(&p.Balancers[i]) {
 			nb++
 			nt += len(p.Balancers[i].Targets)
 		}
 	}
 	return nb, nt
-}
-
-// RenderWarnings lists what Render leaves out of node's ruleset because
-// iptables rules are IPv4 only: balancers node sets whose frontend is not
-// IPv4, and non-IPv4 source guests of the others. (Assign already leaves
-// out targets of the other address family than their frontend.) Commands and the
-// agent show them, so nothing is dropped silently.
-func RenderWarnings(p *plan.Plan, node string) []string {
-	var out []string
-	for i := range p.Balancers {
-		bp := &p.Balancers[i]
-		if !bp.SetBy(node) {
-			continue
-		}
-		if !bp.Frontend.Address.Unmap().Is4() {
-			out = append(out, "balancer "+bp.Name+": frontend "+bp.Frontend.Address.String()+" is not IPv4; weir programs IPv4 iptables only, so it is not applied")
-			continue
-		}
-		for _, e := range bp.Sources {
-			if e.Host == node && !e.Address.Unmap().Is4() {
-				out = append(out, "balancer "+bp.Name+": source guest "+e.Guest+" has non-IPv4 address "+e.Address.String()+"; its traffic is not balanced")
-			}
-		}
-	}
-	return out
 }
 
 func protocol(p spec.Protocol) spec.Protocol {

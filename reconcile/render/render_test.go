@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"math/rand/v2"
-	"net/netip"
 	"strings"
 	"testing"
 
@@ -230,53 +229,6 @@ func TestProbabilities(t *testing.T) {
 	want := []string{"0.1250000000", "0.2857142857", ""}
 	if strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Errorf("probabilities = %v; want %v", got, want)
-	}
-}
-
-func TestRenderIPv6LeftOutWithWarning(t *testing.T) {
-	s := ts.DemoSpec()
-	s.Hosts[2].Guests[2].Address = netip.MustParseAddr("2001:db8::3") // orders-3 on host-c
-	s.Balancers = append(s.Balancers, ts.Balancer("v6", "frontend", "orders", "[2001:db8::10]:80/tcp"))
-	p := plan.Assign(s, []string{"host-a", "host-b", "host-c"}, nil)
-	rs := render.Render(p, "host-a")
-	var names []string
-	for _, f := range rs.Flows {
-		names = append(names, f.Balancer)
-		for _, ap := range f.Targets {
-			if !ap.Addr().Is4() {
-				t.Errorf("flow %s has non-IPv4 target %s", f.Balancer, ap)
-			}
-		}
-	}
-	if got, want := strings.Join(names, ","), "frontend-dns,frontend-orders"; got != want {
-		t.Errorf("rendered balancers = %s; want %s", got, want)
-	}
-	if strings.Contains(string(rs.Bytes()), "2001:db8") {
-		t.Errorf("IPv6 address in IPv4 rules:\n%s", rs.Bytes())
-	}
-	tr := newTracer(t, rs)
-	got := shares(tr.trace(pkt("198.19.1.2", "198.20.0.10", "tcp", 80)))
-	want := map[string]float64{"198.19.1.3:8080 masq": 0.75, "198.19.2.3:8080": 0.25}
-	if !sharesEqual(got, want, 1e-9) {
-		t.Errorf("shares without the IPv6 target = %s; want %s", formatShares(got), formatShares(want))
-	}
-	warnings := strings.Join(render.RenderWarnings(p, "host-a"), "\n")
-	// The plan itself leaves orders-3 out (no IPv4 DNAT reaches it), so the
-	// plan's shares are what the rules do.
-	for _, bp := range p.Balancers {
-		if bp.Name == "frontend-orders" {
-			if got := ts.TargetNames(bp.Targets); got != "host-a/orders-1@8080×3,host-b/orders-2@8080×1" {
-				t.Errorf("frontend-orders targets = %s; want orders-1 and orders-2 only", got)
-			}
-		}
-	}
-	for _, w := range []string{"balancer v6: frontend 2001:db8::10 is not IPv4"} {
-		if !strings.Contains(warnings, w) {
-			t.Errorf("RenderWarnings = %q; want it to mention %q", warnings, w)
-		}
-	}
-	if w := render.RenderWarnings(p, "host-c"); len(w) != 0 {
-		t.Errorf("render.RenderWarnings(host-c) = %v; want none (host-c sets nothing)", w)
 	}
 }
 

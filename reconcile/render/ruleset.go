@@ -13,17 +13,32 @@ import (
 	"weir/spec"
 )
 
-// Ruleset is the desired owned netfilter state of one host: per table, the
+// Ruleset is the desired owned netfilter state of one host in one address
+// family: per table, the
 // WEIR- chains with their rules, and the jump rules into them from built-in
 // chains. Render builds it; a Syncer applies it. Everything in it is sorted, so
 // rendering twice gives the same bytes.
 type Ruleset struct {
+	// Family is the address family of every rule: iptables (IPv4) or
+	// ip6tables (IPv6) restores it.
+	Family spec.Family
 	Tables []Table // sorted by name ("filter" before "nat")
 	// Flows lists, per balancer this host sets, the frontend and its current
 	// targets; the Syncer uses it to delete conntrack entries of UDP targets
 	// that left a balancer.
 	Flows []Flow
 }
+
+// Rulesets is one host's owned netfilter state in each address family,
+// indexed by spec.Family: rs[spec.IPv4] for iptables, rs[spec.IPv6] for
+// ip6tables. RenderAll builds it.
+type Rulesets [2]*Ruleset
+
+// Balancers returns the number of balancers the host sets, in both families.
+func (rs Rulesets) Balancers() int { return rs[spec.IPv4].Balancers() + rs[spec.IPv6].Balancers() }
+
+// Rules returns the number of rules in the owned chains of both families.
+func (rs Rulesets) Rules() int { return rs[spec.IPv4].Rules() + rs[spec.IPv6].Rules() }
 
 // Table is the owned part of one iptables table.
 type Table struct {
@@ -74,12 +89,21 @@ func (r *Ruleset) Bytes() []byte {
 	return b.Bytes()
 }
 
-// Balancers returns the number of balancers the ruleset sets on its host.
-func (r *Ruleset) Balancers() int { return len(r.Flows) }
+// Balancers returns the number of balancers the ruleset sets on its host;
+// 0 for a nil Ruleset.
+func (r *Ruleset) Balancers() int {
+	if r == nil {
+		return 0
+	}
+	return len(r.Flows)
+}
 
 // Rules returns the number of rules in the ruleset's owned chains (the jumps
 // from built-in chains are not counted).
 func (r *Ruleset) Rules() int {
+	if r == nil {
+		return 0
+	}
 	n := 0
 	for _, t := range r.Tables {
 		for _, c := range t.Chains {
