@@ -163,9 +163,13 @@ type Config struct {
 	// the daemon sets it, tests that run agents side by side do not.
 	ReturnMemory bool
 	// Build labels weir_build_info.
-	Build  Build
-	Logger *slog.Logger
-	Clock  Clock
+	Build Build
+	// Backends names the netfilter backend (nft or legacy) of each family
+	// the agent programs; GET /rules says it in Weir-Backend, so that
+	// `weir diff` reads the live rules through the same one.
+	Backends map[spec.Family]string
+	Logger   *slog.Logger
+	Clock    Clock
 }
 
 // KeyManager runs gossip key operations over the cluster (weir/cluster's

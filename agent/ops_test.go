@@ -13,13 +13,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"weir/reconcile/netfilter"
+	"weir/spec"
 )
 
 // TestRulesEndpoint: GET /rules serves what the agent wants applied, in
 // the saved form `weir diff` compares, behind the API token; 503 before a
 // plan, 400 for a family weir does not program.
 func TestRulesEndpoint(t *testing.T) {
-	h := newHarness(t, Config{API: APIConfig{Token: []byte("t0ken")}}, newFakeSource(specA), newFakeCluster(true, "h1", "h2", "h3"), &fakeSyncer{})
+	h := newHarness(t, Config{API: APIConfig{Token: []byte("t0ken")}, Backends: map[spec.Family]string{spec.IPv4: netfilter.BackendLegacy}}, newFakeSource(specA), newFakeCluster(true, "h1", "h2", "h3"), &fakeSyncer{})
 	srv := httptest.NewServer(h.a.Handler())
 	defer srv.Close()
 	ask := func(path, token string) (int, string, http.Header) {
@@ -49,8 +50,8 @@ func TestRulesEndpoint(t *testing.T) {
 	if want := string(netfilter.DesiredText(h.sy.live)); code != http.StatusOK || body != want {
 		t.Errorf("GET /rules = %d\n%s\nwant 200 and\n%s", code, body, want)
 	}
-	if hdr.Get("Weir-Revision") != st.Revision || hdr.Get("Weir-Digest") == "" {
-		t.Errorf("GET /rules headers: revision %q digest %q; want %q and the digest", hdr.Get("Weir-Revision"), hdr.Get("Weir-Digest"), st.Revision)
+	if hdr.Get("Weir-Revision") != st.Revision || hdr.Get("Weir-Digest") == "" || hdr.Get("Weir-Backend") != netfilter.BackendLegacy {
+		t.Errorf("GET /rules headers: revision %q digest %q backend %q; want %q, the digest and legacy", hdr.Get("Weir-Revision"), hdr.Get("Weir-Digest"), hdr.Get("Weir-Backend"), st.Revision)
 	}
 	if code, again, _ := ask("/rules?family=ipv4", "t0ken"); code != http.StatusOK || again != body {
 		t.Errorf("GET /rules?family=ipv4 = %d, differs from GET /rules", code)

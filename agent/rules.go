@@ -41,7 +41,8 @@ func familyOf(name string) (spec.Family, bool) {
 // family the agent
 // wants in the kernel, in the saved form `weir diff` compares with the
 // live rules (netfilter.DesiredText), with the revision and digest in the
-// Weir-Revision and Weir-Digest headers. 503 before the first plan.
+// Weir-Revision and Weir-Digest headers, and the family's netfilter
+// backend in Weir-Backend. 503 before the first plan.
 func (a *Agent) handleRules(w http.ResponseWriter, r *http.Request) {
 	family := r.URL.Query().Get("family")
 	if family == "" {
@@ -63,5 +64,8 @@ func (a *Agent) handleRules(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Weir-Revision", wr.revision)
 	w.Header().Set("Weir-Digest", wr.digest)
+	if b := a.cfg.Backends[f]; b != "" {
+		w.Header().Set("Weir-Backend", b)
+	}
 	w.Write(netfilter.DesiredText(rs))
 }

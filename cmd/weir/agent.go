@@ -190,35 +190,45 @@ func (c *cli) agent(cmd *cobra.Command, o agentOptions) error {
 	return nil
 }
 
-// newSyncers returns the agent's Syncer over iptables and ip6tables, and
-// the counter reader of each family (nil when unavailable). A host without
+// netfilters is what newSyncers sets up: the agent's Syncer over iptables
+// and ip6tables, and per family the counter reader (nil when unavailable)
+// and the backend in use ("" when unavailable).
+type netfilters struct {
+	syncer   agent.Syncer
+	counters [2]agent.Counters
+	backends map[spec.Family]string
+}
+
+// newSyncers sets up the netfilters of both families. A host without
 // iptables cannot run the agent; one without a working ip6tables runs it
 // for IPv4, and fails a pass only when it has IPv6 balancers to set
 // (README.md, "IPv6").
-func newSyncers(backend string, log *slog.Logger) (agent.Syncer, [2]agent.Counters, error) {
+func newSyncers(backend string, log *slog.Logger) (netfilters, error) {
 	var syncers [2]*netfilter.Syncer
-	var counters [2]agent.Counters
 	var errs [2]error
+	out := netfilters{backends: map[spec.Family]string{}}
 	for _, f := range spec.Families() {
 		nf, err := netfilter.NewIPTables(netfilter.IPTablesOptions{Family: f, Backend: backend, Logger: log.With("component", netfilter.Command(f))})
 		if err != nil {
 			if f == spec.IPv4 {
-				return nil, counters, fmt.Errorf("netfilter: %w", err)
+				return out, fmt.Errorf("netfilter: %w", err)
 			}
 			log.Warn("ip6tables unavailable: IPv6 balancers cannot be set on this host", "err", err)
 			errs[f] = err
 			continue
 		}
 		syncers[f] = netfilter.NewSyncer(nf, netfilter.SyncerOptions{Logger: log.With("component", "syncer", "family", f.Name())})
-		counters[f] = nf
+		out.counters[f] = nf
+		out.backends[f] = nf.Backend()
 	}
-	return agent.NewSyncers(syncers[spec.IPv4], syncers[spec.IPv6], errs[spec.IPv4], errs[spec.IPv6]), counters, nil
+	out.syncer = agent.NewSyncers(syncers[spec.IPv4], syncers[spec.IPv6], errs[spec.IPv4], errs[spec.IPv6])
+	return out, nil
 }
 
 // startAgent wires the source, netfilter, gossip and API together and runs
 // the agent until ctx ends.
 func startAgent(ctx context.Context, o agentOptions, api agent.APIConfig, keys [][]byte, log *slog.Logger) error {
-	syncers, counters, err := newSyncers(o.backend, log)
+	nfs, err := newSyncers(o.backend, log)
 	if err != nil {
 		return err
 	}
@@ -254,9 +264,9 @@ func startAgent(ctx context.Context, o agentOptions, api agent.APIConfig, keys [
 
 	a, err := agent.New(agent.Config{
 		Node: o.node, StateDir: o.stateDir, Resync: o.resync, MinInterval: o.minInterval,
-		FetchTimeout: o.fetchTimeout, API: api, GossipEncrypted: len(keys) > 0, Build: agentBuild(), Logger: log,
+		FetchTimeout: o.fetchTimeout, API: api, GossipEncrypted: len(keys) > 0, Build: agentBuild(), Backends: nfs.backends, Logger: log,
 		ReturnMemory: true,
-	}, agent.Deps{Source: src, Cluster: cl, Syncer: syncers, Keys: cl, Counters: counters[spec.IPv4], Counters6: counters[spec.IPv6]})
+	}, agent.Deps{Source: src, Cluster: cl, Syncer: nfs.syncer, Keys: cl, Counters: nfs.counters[spec.IPv4], Counters6: nfs.counters[spec.IPv6]})
 	if err != nil {
 		return err
 	}

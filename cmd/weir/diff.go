@@ -39,7 +39,7 @@ func (c *cli) newDiffCmd() *cobra.Command {
 	}
 	fs := cmd.Flags()
 	o.client.flags(cmd, 10*time.Second, "how long to wait for the agent's answer")
-	fs.StringVar(&o.backend, "backend", netfilter.BackendAuto, "iptables backend the agent uses: auto, nft or legacy")
+	fs.StringVar(&o.backend, "backend", netfilter.BackendAuto, "iptables backend to read the live rules with: auto (the one the agent names), nft or legacy")
 	fs.IntVarP(&o.context, "unified", "U", 3, "lines of context around each difference")
 	fs.StringVar(&o.netns, "netns", "", "read the rules inside this network namespace (a name under /run/netns; for tests)")
 	_ = fs.MarkHidden("netns")
@@ -83,6 +83,9 @@ func familyDiff(ctx context.Context, o diffOptions, f family) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	if f, err = agentsBackend(o, f, hdr.Get("Weir-Backend")); err != nil {
+		return "", err
+	}
 	live, err := netfilter.LiveText(ctx, f.nf)
 	if err != nil {
 		return "", fmt.Errorf("%s: %w", f.command, err)
@@ -98,6 +101,22 @@ func familyDiff(ctx context.Context, o diffOptions, f family) (string, error) {
 			cluster.ShortRevision(hdr.Get("Weir-Revision")), cluster.ShortDigest(hdr.Get("Weir-Digest"))),
 		Context: o.context,
 	})
+}
+
+// agentsBackend returns f read through the backend the agent named
+// (Weir-Backend), unless --backend chose one: on a host where both
+// iptables-nft and iptables-legacy hold rules, the live side must be the
+// agent's.
+func agentsBackend(o diffOptions, f family, backend string) (family, error) {
+	if o.backend != netfilter.BackendAuto || backend == "" || backend == f.nf.Backend() {
+		return f, nil
+	}
+	nf, err := netfilter.NewIPTables(netfilter.IPTablesOptions{Family: f.nf.Family(), Backend: backend, Netns: o.netns})
+	if err != nil {
+		return f, fmt.Errorf("%s with the agent's %s backend: %w", f.command, backend, err)
+	}
+	f.nf = nf
+	return f, nil
 }
 
 // lines splits text into lines that keep their "\n", as difflib wants them.

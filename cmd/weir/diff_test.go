@@ -19,6 +19,12 @@ import (
 // fakeRulesAgent serves GET /rules?family=F as an agent that wants rss,
 // behind a token; status, when set, is answered instead.
 func fakeRulesAgent(t *testing.T, rss render.Rulesets, status *atomic.Int32) string {
+	return fakeRulesAgentOn(t, rss, status, "")
+}
+
+// fakeRulesAgentOn is fakeRulesAgent naming backend in Weir-Backend (none
+// when empty).
+func fakeRulesAgentOn(t *testing.T, rss render.Rulesets, status *atomic.Int32, backend string) string {
 	t.Helper()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Authorization") != "Bearer t0ken" {
@@ -37,6 +43,9 @@ func fakeRulesAgent(t *testing.T, rss render.Rulesets, status *atomic.Int32) str
 		}
 		w.Header().Set("Weir-Revision", stRev)
 		w.Header().Set("Weir-Digest", stDigest)
+		if backend != "" {
+			w.Header().Set("Weir-Backend", backend)
+		}
 		w.Write(netfilter.DesiredText(rss[f]))
 	}))
 	t.Cleanup(srv.Close)
@@ -131,4 +140,31 @@ func svcChain(rs *render.Ruleset) string {
 		}
 	}
 	return svc
+}
+
+// TestDiffUsesTheAgentsBackend: with rules applied through iptables-legacy
+// and an agent that says so (Weir-Backend: legacy), `weir diff` without
+// --backend reads the legacy tables and agrees, although this host's
+// iptables defaults to nf_tables; --backend nft still overrides.
+func TestDiffUsesTheAgentsBackend(t *testing.T) {
+	nf, ns := testsupport.NewIPTables(t, netfilter.BackendLegacy)
+	dir := planDir(t, map[string]string{"hosts.yaml": basicHosts(t), "balancers.yaml": planBalancers})
+	s, err := spec.LoadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rss := render.RenderAll(plan.Assign(s, []string{"host-a", "host-b", "host-c"}, nil), "host-a", render.RenderOptions{})
+	if _, err := netfilter.NewSyncer(nf, netfilter.SyncerOptions{}).Apply(context.Background(), rss[spec.IPv4]); err != nil {
+		t.Fatal(err)
+	}
+	var status atomic.Int32
+	api := fakeRulesAgentOn(t, rss, &status, netfilter.BackendLegacy)
+	token := agentWriteTemp(t, "t0ken\n")
+	if code, out, errs := runCLI(t, runDiff, "--api", api, "--api-token-file", token, "--netns", ns.Name); code != exitOK || out != "" {
+		t.Errorf("weir diff against an agent on legacy = %d, %q, %q; want 0 and nothing", code, out, errs)
+	}
+	code, out, _ := runCLI(t, runDiff, "--api", api, "--api-token-file", token, "--netns", ns.Name, "--backend", "nft")
+	if code != exitFail || !strings.HasPrefix(out, "--- live iptables (nft backend)") {
+		t.Errorf("weir diff --backend nft against rules in legacy = %d:\n%s\nwant 1, nft's empty tables against the agent's rules", code, out)
+	}
 }
