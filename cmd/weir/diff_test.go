@@ -52,21 +52,28 @@ func fakeRulesAgentOn(t *testing.T, rss render.Rulesets, status *atomic.Int32, b
 	return strings.TrimPrefix(srv.URL, "http://")
 }
 
-// TestDiffNetns: `weir diff` in a namespace holding examples/basic's rules
-// for host-a exits 0 with nothing printed; after a rule is deleted by hand
-// it prints the unified diff and exits 1; without an answer it exits 2.
-func TestDiffNetns(t *testing.T) {
-	nf, ns := testsupport.NewIPTables(t, netfilter.BackendNFT)
-	dir := planDir(t, map[string]string{"hosts.yaml": basicHosts(t), "balancers.yaml": planBalancers})
-	s, err := spec.LoadDir(dir)
+// applyBasic applies examples/basic's IPv4 rules for host-a through
+// backend in a namespace of its own, and returns what it rendered.
+func applyBasic(t *testing.T, backend string) (render.Rulesets, *testsupport.Netns) {
+	t.Helper()
+	nf, ns := testsupport.NewIPTables(t, backend)
+	s, err := spec.LoadDir(planDir(t, map[string]string{"hosts.yaml": basicHosts(t), "balancers.yaml": planBalancers}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	rss := render.RenderAll(plan.Assign(s, []string{"host-a", "host-b", "host-c"}, nil), "host-a", render.RenderOptions{})
-	rs := rss[spec.IPv4]
-	if _, err := netfilter.NewSyncer(nf, netfilter.SyncerOptions{}).Apply(context.Background(), rs); err != nil {
+	if _, err := netfilter.NewSyncer(nf, netfilter.SyncerOptions{}).Apply(context.Background(), rss[spec.IPv4]); err != nil {
 		t.Fatal(err)
 	}
+	return rss, ns
+}
+
+// TestDiffNetns: `weir diff` in a namespace holding examples/basic's rules
+// for host-a exits 0 with nothing printed; after a rule is deleted by hand
+// it prints the unified diff and exits 1; without an answer it exits 2.
+func TestDiffNetns(t *testing.T) {
+	rss, ns := applyBasic(t, netfilter.BackendNFT)
+	rs := rss[spec.IPv4]
 	var status atomic.Int32
 	api := fakeRulesAgent(t, rss, &status)
 	token := agentWriteTemp(t, "t0ken\n")
@@ -147,16 +154,7 @@ func svcChain(rs *render.Ruleset) string {
 // --backend reads the legacy tables and agrees, although this host's
 // iptables defaults to nf_tables; --backend nft still overrides.
 func TestDiffUsesTheAgentsBackend(t *testing.T) {
-	nf, ns := testsupport.NewIPTables(t, netfilter.BackendLegacy)
-	dir := planDir(t, map[string]string{"hosts.yaml": basicHosts(t), "balancers.yaml": planBalancers})
-	s, err := spec.LoadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rss := render.RenderAll(plan.Assign(s, []string{"host-a", "host-b", "host-c"}, nil), "host-a", render.RenderOptions{})
-	if _, err := netfilter.NewSyncer(nf, netfilter.SyncerOptions{}).Apply(context.Background(), rss[spec.IPv4]); err != nil {
-		t.Fatal(err)
-	}
+	rss, ns := applyBasic(t, netfilter.BackendLegacy)
 	var status atomic.Int32
 	api := fakeRulesAgentOn(t, rss, &status, netfilter.BackendLegacy)
 	token := agentWriteTemp(t, "t0ken\n")

@@ -85,18 +85,7 @@ func Spec(hosts []spec.Host, balancers ...spec.Balancer) *spec.Spec {
 // host-a and host-b send to orders guests on all three (weights 3:1:1,
 // target port 8080), and to a roundrobin UDP dns service on host-c.
 func DemoSpec() *spec.Spec {
-	return Spec([]spec.Host{
-		Host("host-a", "198.18.0.1",
-			Guest("web-1", "198.19.1.2", "frontend"),
-			Guest("orders-1", "198.19.1.3", "orders")),
-		Host("host-b", "198.18.0.2",
-			Guest("web-2", "198.19.2.2", "frontend"),
-			Guest("orders-2", "198.19.2.3", "orders")),
-		Host("host-c", "198.18.0.3",
-			Guest("orders-3", "198.19.3.3", "orders"),
-			Guest("dns-1", "198.19.3.4", "dns"),
-			Guest("dns-2", "198.19.3.5", "dns")),
-	},
+	return Spec(demoHosts(false),
 		Balancer("frontend-orders", "frontend", "orders", "198.20.0.10:80/tcp",
 			TargetPort(8080), Weights(map[string]int{"orders-1": 3})),
 		Balancer("frontend-dns", "frontend", "dns", "198.20.0.53:53/udp", RoundRobin),
@@ -108,24 +97,36 @@ func DemoSpec() *spec.Spec {
 // frontend [fd00:20::10]:80, with the same weights: the same source guests
 // send to both.
 func DualSpec() *spec.Spec {
-	return Spec([]spec.Host{
-		Host("host-a", "198.18.0.1",
-			Guest("web-1", "198.19.1.2,fd00:19:1::2", "frontend"),
-			Guest("orders-1", "198.19.1.3,fd00:19:1::3", "orders")),
-		Host("host-b", "198.18.0.2",
-			Guest("web-2", "198.19.2.2,fd00:19:2::2", "frontend"),
-			Guest("orders-2", "198.19.2.3,fd00:19:2::3", "orders")),
-		Host("host-c", "198.18.0.3",
-			Guest("orders-3", "198.19.3.3,fd00:19:3::3", "orders"),
-			Guest("dns-1", "198.19.3.4", "dns"),
-			Guest("dns-2", "198.19.3.5", "dns")),
-	},
+	return Spec(demoHosts(true),
 		Balancer("frontend-orders", "frontend", "orders", "198.20.0.10:80/tcp",
 			TargetPort(8080), Weights(map[string]int{"orders-1": 3})),
 		Balancer("frontend-orders-v6", "frontend", "orders", "[fd00:20::10]:80/tcp",
 			TargetPort(8080), Weights(map[string]int{"orders-1": 3})),
 		Balancer("frontend-dns", "frontend", "dns", "198.20.0.53:53/udp", RoundRobin),
 	)
+}
+
+// demoHosts are DemoSpec's hosts; with dual, every web and orders guest
+// has an IPv6 address beside its IPv4 one.
+func demoHosts(dual bool) []spec.Host {
+	addr := func(v4, v6 string) string {
+		if dual {
+			return v4 + "," + v6
+		}
+		return v4
+	}
+	return []spec.Host{
+		Host("host-a", "198.18.0.1",
+			Guest("web-1", addr("198.19.1.2", "fd00:19:1::2"), "frontend"),
+			Guest("orders-1", addr("198.19.1.3", "fd00:19:1::3"), "orders")),
+		Host("host-b", "198.18.0.2",
+			Guest("web-2", addr("198.19.2.2", "fd00:19:2::2"), "frontend"),
+			Guest("orders-2", addr("198.19.2.3", "fd00:19:2::3"), "orders")),
+		Host("host-c", "198.18.0.3",
+			Guest("orders-3", addr("198.19.3.3", "fd00:19:3::3"), "orders"),
+			Guest("dns-1", "198.19.3.4", "dns"),
+			Guest("dns-2", "198.19.3.5", "dns")),
+	}
 }
 
 // HostNames returns the names of the hosts of s, in spec order.
