@@ -247,17 +247,19 @@ type Agent struct {
 	mu         sync.Mutex
 	good       *revisionSpec // last good revision: the one applied or to re-plan
 	applied    appliedState
-	attempted  string        // newest revision fetched (lastAttemptedRevision)
-	attemptErr error         // why attempted was rejected (validation or apply)
-	applyErr   error         // why re-planning the good revision failed to apply
-	fetchErr   error         // why the last fetch failed
-	passErr    error         // why the last pass did not finish in time
-	saveErr    error         // why the last good revision could not be saved
-	driftGap   time.Duration // the distance between drift checks (spaceDriftChecks)
-	nextDrift  time.Time     // the next drift check is not due before this
-	unsaved    *revisionSpec // a last good revision not saved yet
-	saved      *savedTree    // the last good revision as last saved (worker only)
-	lastHint   string        // newest revision hinted by another node
+	attempted  string                     // newest revision fetched (lastAttemptedRevision)
+	attemptErr error                      // why attempted was rejected (validation or apply)
+	applyErr   error                      // why re-planning the good revision failed to apply
+	fetchErr   error                      // why the last fetch failed
+	passErr    error                      // why the last pass did not finish in time
+	saveErr    error                      // why the last good revision could not be saved
+	driftGap   time.Duration              // the distance between drift checks (spaceDriftChecks)
+	nextDrift  time.Time                  // the next drift check is not due before this
+	driftCosts [driftWindow]time.Duration // the last checks' costs, a ring
+	driftNext  int                        // where the next cost goes in driftCosts
+	unsaved    *revisionSpec              // a last good revision not saved yet
+	saved      *savedTree                 // the last good revision as last saved (worker only)
+	lastHint   string                     // newest revision hinted by another node
 	announced  *cluster.NodeState
 	settled    bool
 	failures   int // consecutive passes that failed to fetch or apply

@@ -184,22 +184,34 @@ func (a *Agent) checkDrift(ctx context.Context) {
 	a.log.Warn("live rules had drifted from the applied revision; repaired")
 }
 
-// spaceDriftChecks puts the next drift check netfilter.DriftCheckGap after
-// the start of one that took cost and found no drift. A check that
-// repaired drift does not count: the next one comes at --resync, to see
-// that the repair held.
+// spaceDriftChecks records the cost of a drift check that started at start
+// and found no drift, and puts the next one netfilter.DriftCheckGap after
+// it, by the mean cost of the last driftWindow checks: a cycle of cheap
+// canary checks and one full check. A check that repaired drift does not
+// count: the next one comes at --resync, to see that the repair held.
 func (a *Agent) spaceDriftChecks(start time.Time, cost time.Duration) {
-	gap := netfilter.DriftCheckGap(a.cfg.Resync, cost)
 	a.mu.Lock()
+	a.driftCosts[a.driftNext%driftWindow] = cost
+	a.driftNext++
+	var sum time.Duration
+	for _, c := range a.driftCosts {
+		sum += c
+	}
+	mean := sum / driftWindow
+	gap := netfilter.DriftCheckGap(a.cfg.Resync, mean)
 	stretched := gap > a.cfg.Resync && a.driftGap <= a.cfg.Resync
 	a.driftGap, a.nextDrift = gap, start.Add(gap)
 	a.mu.Unlock()
 	a.metrics.driftInterval.Set(gap.Seconds())
 	if stretched {
-		a.log.Info("drift checks spaced out to keep their CPU within budget", "check_took", cost.Round(time.Millisecond),
-			"next_in", gap.Round(time.Second), "resync", a.cfg.Resync, "budget_pct_of_core", 100*netfilter.DriftCheckBudget)
+		a.log.Info("drift checks spaced out to keep their CPU within budget", "mean_check", mean.Round(time.Millisecond),
+			"interval", gap.Round(time.Second), "resync", a.cfg.Resync, "budget_pct_of_core", 100*netfilter.DriftCheckBudget)
 	}
 }
+
+// driftWindow is how many drift checks the mean cost is taken over: the
+// Syncer's cycle of canary checks and one full check.
+const driftWindow = 10
 
 // nextDriftCheck is when spaceDriftChecks allows the next drift check;
 // zero before the first.

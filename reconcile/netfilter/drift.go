@@ -16,16 +16,16 @@ import (
 // on average (DriftCheckGap).
 const DriftCheckBudget = 0.005
 
-// DriftCheckFree is how long a drift check may take without spacing out the
-// next one, whatever the resync interval.
+// DriftCheckFree is how long drift checks may take on average without being
+// spaced out, whatever the resync interval.
 const DriftCheckFree = 100 * time.Millisecond
 
-// DriftCheckGap is how long after the start of a drift check that took cost
-// the next one is due: resync, or cost/DriftCheckBudget when the check took
-// at least DriftCheckFree and that is longer. Reading a table of 60,000
-// rules takes seconds of CPU (iptables-save on nft), which at every resync
-// would cost more than the check is worth; the checks of smaller tables take
-// milliseconds and keep the resync interval, however short.
+// DriftCheckGap is the distance between drift checks that cost cost on
+// average: resync, or cost/DriftCheckBudget when they take at least
+// DriftCheckFree and that is longer. Reading a table of 60,000 rules takes
+// seconds of CPU (iptables-save on nft), which every resync would cost more
+// than the check is worth; the checks of smaller tables take milliseconds
+// and keep the resync interval, however short.
 func DriftCheckGap(resync, cost time.Duration) time.Duration {
 	if cost < DriftCheckFree {
 		return resync
