@@ -69,7 +69,7 @@ func TestVersion(t *testing.T) {
 	}
 	code, out, _ := weir(t, "version", "--output", "json")
 	var v versionInfo
-	if err := json.Unmarshal([]byte(out), &v); code != exitOK || err != nil || v.Version == "" || !strings.HasPrefix(v.GoVersion, "go1.") || v.Netfilter == "" {
+	if err := json.Unmarshal([]byte(out), &v); code != exitOK || err != nil || v.Version == "" || !strings.HasPrefix(v.GoVersion, "go1.") || v.Netfilter == "" || v.Netfilter6 == "" {
 		t.Errorf("weir version -o json = %d, %q (%v); want every field", code, out, err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"weir/agent"
 	"weir/reconcile/netfilter"
+	"weir/spec"
 )
 
 // version and commit say what the binary was built from, stamped by `make
@@ -27,11 +28,12 @@ type versionOptions struct {
 
 // versionInfo is what `weir version -o json` prints.
 type versionInfo struct {
-	Version   string `json:"version"`   // tag or `git describe`; "devel" when unknown
-	Commit    string `json:"commit"`    // full commit hash; "" when unknown
-	Modified  bool   `json:"modified"`  // built from a tree with uncommitted changes
-	GoVersion string `json:"goVersion"` // the Go release that compiled it
-	Netfilter string `json:"netfilter"` // this host's iptables backend: nft, legacy or unknown
+	Version    string `json:"version"`    // tag or `git describe`; "devel" when unknown
+	Commit     string `json:"commit"`     // full commit hash; "" when unknown
+	Modified   bool   `json:"modified"`   // built from a tree with uncommitted changes
+	GoVersion  string `json:"goVersion"`  // the Go release that compiled it
+	Netfilter  string `json:"netfilter"`  // this host's iptables backend: nft, legacy or unknown
+	Netfilter6 string `json:"netfilter6"` // its ip6tables backend, likewise
 }
 
 func (c *cli) newVersionCmd() *cobra.Command {
@@ -40,7 +42,8 @@ func (c *cli) newVersionCmd() *cobra.Command {
 		Use:   "version",
 		Short: "print the version, commit, Go version and netfilter backend",
 		Long: "Prints the release or commit the binary was built from, the Go version that built it\n" +
-			"and the iptables backend of this host (unknown when iptables is missing). Also\n" +
+			"and the iptables backend of this host (unknown when iptables is missing; ip6tables'\n" +
+			"is named too when it differs). Also\n" +
 			"`weir --version`.",
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return c.version(cmd, o) },
@@ -52,7 +55,7 @@ func (c *cli) newVersionCmd() *cobra.Command {
 // version prints the version information.
 func (c *cli) version(_ *cobra.Command, o versionOptions) error {
 	v := buildVersion()
-	v.Netfilter = netfilterBackend()
+	v.Netfilter, v.Netfilter6 = netfilterBackend(spec.IPv4), netfilterBackend(spec.IPv6)
 	if o.output.value == "json" {
 		if err := writeJSON(c.stdout, v); err != nil {
 			return failed(exitUsage, err)
@@ -65,7 +68,11 @@ func (c *cli) version(_ *cobra.Command, o versionOptions) error {
 	} else if v.Modified {
 		commit += " (modified)"
 	}
-	fmt.Fprintf(c.stdout, "weir %s\ncommit:    %s\ngo:        %s\nnetfilter: %s\n", v.Version, commit, v.GoVersion, v.Netfilter)
+	backends := v.Netfilter
+	if v.Netfilter6 != v.Netfilter {
+		backends += " (ip6tables: " + v.Netfilter6 + ")"
+	}
+	fmt.Fprintf(c.stdout, "weir %s\ncommit:    %s\ngo:        %s\nnetfilter: %s\n", v.Version, commit, v.GoVersion, backends)
 	return nil
 }
 
@@ -109,10 +116,11 @@ func agentBuild() agent.Build {
 	return agent.Build{Version: v.Version, Commit: v.Commit, GoVersion: v.GoVersion}
 }
 
-// netfilterBackend detects the host's iptables backend: nft, legacy, or
-// unknown when there is no working iptables.
-func netfilterBackend() string {
-	nf, err := netfilter.NewIPTables(netfilter.IPTablesOptions{})
+// netfilterBackend detects the host's backend of family (iptables for
+// IPv4, ip6tables for IPv6): nft, legacy, or unknown when that command
+// does not work.
+func netfilterBackend(family spec.Family) string {
+	nf, err := netfilter.NewIPTables(netfilter.IPTablesOptions{Family: family})
 	if err != nil {
 		return "unknown"
 	}
