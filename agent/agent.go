@@ -120,11 +120,13 @@ func (f PlannerFunc) Plan(s *spec.Spec, alive []string, health plan.Health, node
 	return f(s, alive, health, node)
 }
 
-// Counters reads the rules of one owned chain with their packet counters
-// (weir/reconcile/netfilter's *IPTables implements it); GET /balancers/NAME
-// counts each target's new connections with it.
-type Counters interface {
+// LiveRules reads one address family's live netfilter for the API
+// (weir/reconcile/netfilter's *IPTables implements it): GET
+// /balancers/NAME counts each target's new connections from an owned
+// chain's packet counters, and GET /rules names the backend in use.
+type LiveRules interface {
 	ChainCounters(ctx context.Context, table, chain string) ([]netfilter.RuleCount, error)
+	Backend() string // nft or legacy
 }
 
 // LoadFunc loads and validates a spec tree; its error lists FILE:LINE messages.
@@ -163,13 +165,9 @@ type Config struct {
 	// the daemon sets it, tests that run agents side by side do not.
 	ReturnMemory bool
 	// Build labels weir_build_info.
-	Build Build
-	// Backends names the netfilter backend (nft or legacy) of each family
-	// the agent programs; GET /rules says it in Weir-Backend, so that
-	// `weir diff` reads the live rules through the same one.
-	Backends map[spec.Family]string
-	Logger   *slog.Logger
-	Clock    Clock
+	Build  Build
+	Logger *slog.Logger
+	Clock  Clock
 }
 
 // KeyManager runs gossip key operations over the cluster (weir/cluster's
@@ -183,21 +181,19 @@ type KeyManager interface {
 // that changed since the previous revision), Planner to ReconcilePlanner and
 // Status to cluster.BuildStatus. Keys is optional: without it /keys answers
 // 501. Probe runs the health checks of this host's guests (default: over the
-// network, health.NewNetProbe). Counters (and Counters6, for IPv6 balancers)
-// are optional: without them /balancers/NAME reports no connection counts.
+// network, health.NewNetProbe). Live, by spec.Family, is optional: without
+// a family's reader /balancers/NAME reports no connection counts for its
+// balancers and /rules names no backend.
 type Deps struct {
-	Source   source.Source
-	Load     LoadFunc
-	Cluster  Cluster
-	Planner  Planner
-	Syncer   Syncer
-	Status   StatusFunc
-	Keys     KeyManager
-	Probe    health.ProbeFunc
-	Counters Counters
-	// Counters6 reads ip6tables' counters, for IPv6 balancers, as Counters
-	// does iptables'.
-	Counters6 Counters
+	Source  source.Source
+	Load    LoadFunc
+	Cluster Cluster
+	Planner Planner
+	Syncer  Syncer
+	Status  StatusFunc
+	Keys    KeyManager
+	Probe   health.ProbeFunc
+	Live    [2]LiveRules
 }
 
 // revisionSpec is one validated revision.

@@ -128,10 +128,7 @@ func (a *Agent) serviceCounters(ctx context.Context, bp *plan.BalancerPlan) (map
 	if len(bp.Targets) == 0 {
 		return out, nil // no rule sends anywhere: new connections are rejected
 	}
-	counters := a.deps.Counters
-	if spec.FamilyOf(bp.Frontend.Address) == spec.IPv6 {
-		counters = a.deps.Counters6
-	}
+	counters := a.deps.Live[spec.FamilyOf(bp.Frontend.Address)]
 	if counters == nil {
 		return nil, errors.New("no counter reader configured")
 	}

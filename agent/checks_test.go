@@ -2,6 +2,7 @@ package agent
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -113,7 +114,7 @@ func healthHarness(t *testing.T) (*harness, *testsupport.Fake, *fakeProbe) {
 	src := newFakeSource(checkedSpec(1))
 	cl := newFakeCluster(true, "host-a", "host-b")
 	h := newHarnessDeps(t, Config{Node: "host-a"}, Deps{Source: src, Cluster: cl, Probe: probe.Probe,
-		Syncer: NewSyncer(netfilter.NewSyncer(nf, netfilter.SyncerOptions{})), Counters: fakeCounters{nf}})
+		Syncer: NewSyncer(netfilter.NewSyncer(nf, netfilter.SyncerOptions{})), Live: [2]LiveRules{spec.IPv4: fakeCounters{nf: nf}}})
 	h.src, h.cl = src, cl
 	return h, nf, probe
 }
@@ -217,8 +218,13 @@ func TestDrainDeletesUDPConntrack(t *testing.T) {
 }
 
 // fakeCounters serves the rules of the fake netfilter with a packet count
-// of 10 × (rule index + 1).
-type fakeCounters struct{ nf *testsupport.Fake }
+// of 10 × (rule index + 1), and names backend (nft when empty).
+type fakeCounters struct {
+	nf      *testsupport.Fake
+	backend string
+}
+
+func (f fakeCounters) Backend() string { return cmp.Or(f.backend, netfilter.BackendNFT) }
 
 func (f fakeCounters) ChainCounters(ctx context.Context, table, chain string) ([]netfilter.RuleCount, error) {
 	rules, err := f.nf.ListRules(ctx, table, []string{chain})

@@ -20,7 +20,8 @@ import (
 // the saved form `weir diff` compares, behind the API token; 503 before a
 // plan, 400 for a family weir does not program.
 func TestRulesEndpoint(t *testing.T) {
-	h := newHarness(t, Config{API: APIConfig{Token: []byte("t0ken")}, Backends: map[spec.Family]string{spec.IPv4: netfilter.BackendLegacy}}, newFakeSource(specA), newFakeCluster(true, "h1", "h2", "h3"), &fakeSyncer{})
+	h := newHarness(t, Config{API: APIConfig{Token: []byte("t0ken")}}, newFakeSource(specA), newFakeCluster(true, "h1", "h2", "h3"), &fakeSyncer{})
+	h.a.deps.Live[spec.IPv4] = fakeCounters{backend: netfilter.BackendLegacy}
 	srv := httptest.NewServer(h.a.Handler())
 	defer srv.Close()
 	ask := func(path, token string) (int, string, http.Header) {

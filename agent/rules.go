@@ -64,8 +64,9 @@ func (a *Agent) handleRules(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Weir-Revision", wr.revision)
 	w.Header().Set("Weir-Digest", wr.digest)
-	if b := a.cfg.Backends[f]; b != "" {
-		w.Header().Set("Weir-Backend", b)
+	if live := a.deps.Live[f]; live != nil {
+		// weir diff reads the live rules through the same backend.
+		w.Header().Set("Weir-Backend", live.Backend())
 	}
 	w.Write(netfilter.DesiredText(rs))
 }

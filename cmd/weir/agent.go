@@ -191,12 +191,11 @@ func (c *cli) agent(cmd *cobra.Command, o agentOptions) error {
 }
 
 // netfilters is what newSyncers sets up: the agent's Syncer over iptables
-// and ip6tables, and per family the counter reader (nil when unavailable)
-// and the backend in use ("" when unavailable).
+// and ip6tables, and per family the live rules' reader (nil when
+// unavailable).
 type netfilters struct {
-	syncer   agent.Syncer
-	counters [2]agent.Counters
-	backends map[spec.Family]string
+	syncer agent.Syncer
+	live   [2]agent.LiveRules
 }
 
 // newSyncers sets up the netfilters of both families. A host without
@@ -206,7 +205,7 @@ type netfilters struct {
 func newSyncers(backend string, log *slog.Logger) (netfilters, error) {
 	var syncers [2]*netfilter.Syncer
 	var errs [2]error
-	out := netfilters{backends: map[spec.Family]string{}}
+	var out netfilters
 	for _, f := range spec.Families() {
 		nf, err := netfilter.NewIPTables(netfilter.IPTablesOptions{Family: f, Backend: backend, Logger: log.With("component", netfilter.Command(f))})
 		if err != nil {
@@ -218,8 +217,7 @@ func newSyncers(backend string, log *slog.Logger) (netfilters, error) {
 			continue
 		}
 		syncers[f] = netfilter.NewSyncer(nf, netfilter.SyncerOptions{Logger: log.With("component", "syncer", "family", f.Name())})
-		out.counters[f] = nf
-		out.backends[f] = nf.Backend()
+		out.live[f] = nf
 	}
 	out.syncer = agent.NewSyncers(syncers[spec.IPv4], syncers[spec.IPv6], errs[spec.IPv4], errs[spec.IPv6])
 	return out, nil
@@ -264,9 +262,9 @@ func startAgent(ctx context.Context, o agentOptions, api agent.APIConfig, keys [
 
 	a, err := agent.New(agent.Config{
 		Node: o.node, StateDir: o.stateDir, Resync: o.resync, MinInterval: o.minInterval,
-		FetchTimeout: o.fetchTimeout, API: api, GossipEncrypted: len(keys) > 0, Build: agentBuild(), Backends: nfs.backends, Logger: log,
+		FetchTimeout: o.fetchTimeout, API: api, GossipEncrypted: len(keys) > 0, Build: agentBuild(), Logger: log,
 		ReturnMemory: true,
-	}, agent.Deps{Source: src, Cluster: cl, Syncer: nfs.syncer, Keys: cl, Counters: nfs.counters[spec.IPv4], Counters6: nfs.counters[spec.IPv6]})
+	}, agent.Deps{Source: src, Cluster: cl, Syncer: nfs.syncer, Keys: cl, Live: nfs.live})
 	if err != nil {
 		return err
 	}
