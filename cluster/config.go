@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log"
@@ -107,22 +108,17 @@ func (cfg *Config) defaults() error {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	def := func(d *time.Duration, v time.Duration) {
-		if *d == 0 {
-			*d = v
-		}
-	}
-	def(&cfg.SettleTime, DefaultSettleTime)
-	def(&cfg.Debounce, DefaultDebounce)
-	def(&cfg.DebounceMax, DefaultDebounceMax)
-	def(&cfg.JoinBackoff, DefaultJoinBackoff)
-	def(&cfg.JoinBackoffMax, DefaultJoinBackoffMax)
-	def(&cfg.RejoinInterval, DefaultRejoinInterval)
-	def(&cfg.HintTTL, DefaultHintTTL)
-	def(&cfg.ReapAfter, DefaultReapAfter)
-	def(&cfg.Reannounce, DefaultReannounce)
-	def(&cfg.HintInterval, DefaultHintInterval)
-	def(&cfg.KeyOpTimeout, DefaultKeyOpTimeout)
+	cfg.SettleTime = cmp.Or(cfg.SettleTime, DefaultSettleTime)
+	cfg.Debounce = cmp.Or(cfg.Debounce, DefaultDebounce)
+	cfg.DebounceMax = cmp.Or(cfg.DebounceMax, DefaultDebounceMax)
+	cfg.JoinBackoff = cmp.Or(cfg.JoinBackoff, DefaultJoinBackoff)
+	cfg.JoinBackoffMax = cmp.Or(cfg.JoinBackoffMax, DefaultJoinBackoffMax)
+	cfg.RejoinInterval = cmp.Or(cfg.RejoinInterval, DefaultRejoinInterval)
+	cfg.HintTTL = cmp.Or(cfg.HintTTL, DefaultHintTTL)
+	cfg.ReapAfter = cmp.Or(cfg.ReapAfter, DefaultReapAfter)
+	cfg.Reannounce = cmp.Or(cfg.Reannounce, DefaultReannounce)
+	cfg.HintInterval = cmp.Or(cfg.HintInterval, DefaultHintInterval)
+	cfg.KeyOpTimeout = cmp.Or(cfg.KeyOpTimeout, DefaultKeyOpTimeout)
 	if cfg.HintBurst <= 0 {
 		cfg.HintBurst = DefaultHintBurst
 	}
