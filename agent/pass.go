@@ -211,7 +211,7 @@ func (a *Agent) spaceDriftChecks(start time.Time, cost time.Duration) {
 
 // driftWindow is how many drift checks the mean cost is taken over: the
 // Syncer's cycle of canary checks and one full check.
-const driftWindow = 10
+const driftWindow = netfilter.DefaultFullCheckEvery
 
 // nextDriftCheck is when spaceDriftChecks allows the next drift check;
 // zero before the first.

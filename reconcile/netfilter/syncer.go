@@ -17,15 +17,20 @@ import (
 // in them by an earlier ruleset are deleted even when the new one has none there.
 var managedTables = []string{"filter", "nat"}
 
+// DefaultFullCheckEvery is how many Reconcile calls make one cycle of
+// canary checks and one full compare: at 10,000 balancers on nft a full
+// compare costs seconds of CPU (iptables-save), a canary tens of
+// milliseconds.
+const DefaultFullCheckEvery = 10
+
 // SyncerOptions configures NewSyncer. Zero values pick the defaults.
 type SyncerOptions struct {
 	Logger *slog.Logger
 	Now    func() time.Time
 	// FullCheckEvery makes every n-th Reconcile (the first included) compare
 	// every owned chain through iptables-save; the others run the cheap canary
-	// check. Default 10: at 10,000 balancers on nft a save costs about 1.4 s of
-	// CPU, so at a 30 s resync a full compare every 10th call stays well under
-	// 1% of a core. 1 compares everything on every call.
+	// check. Default DefaultFullCheckEvery. 1 compares everything on every
+	// call.
 	FullCheckEvery int
 	// CanaryChains is how many chains per table, starting at the targets of the
 	// jumps and going down the dispatch tree breadth-first, the canary check
@@ -148,7 +153,7 @@ func NewSyncer(nf Netfilter, opts SyncerOptions) *Syncer {
 		s.now = time.Now
 	}
 	if s.fullEvery <= 0 {
-		s.fullEvery = 10
+		s.fullEvery = DefaultFullCheckEvery
 	}
 	if s.canaryTop <= 0 {
 		s.canaryTop = 8
