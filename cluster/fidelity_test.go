@@ -126,16 +126,7 @@ func TestReannounceRepairsAMissedErrorText(t *testing.T) {
 		m := b.Members()[0]
 		return m.NodeState == st, m.Error
 	}
-	eventually(t, 2*time.Second, "host-b sees host-a's error", seen)
-	time.Sleep(time.Until(changed.Add(2 * time.Second))) // every retransmission is over
-	b.mu.Lock()
-	b.members["host-a"].origin.err = errRec{} // as if every copy had missed host-b
-	b.mu.Unlock()
-	if ok, _ := seen(); ok {
-		t.Fatal("host-b still has the text it was made to lose")
-	}
-	eventually(t, 2*time.Second, "host-b has host-a's error text again", seen)
-	t.Logf("repaired %v after the change", time.Since(changed).Round(time.Millisecond))
+	loseAndRepair(t, b, changed, "error text", seen, func(o *originRec) { o.err = errRec{} })
 }
 
 // TestHealthTransitionSeenEverywhere changes the health report of one node
@@ -194,14 +185,23 @@ func TestReannounceRepairsAMissedHealthReport(t *testing.T) {
 		got := b.UnhealthyChecks()["host-a"]
 		return slices.Equal(got, report), fmt.Sprint(len(got), " IDs")
 	}
-	eventually(t, 2*time.Second, "host-b holds host-a's report", seen)
-	time.Sleep(time.Until(changed.Add(2 * time.Second))) // every retransmission is over
+	loseAndRepair(t, b, changed, "health report", seen, func(o *originRec) { o.health = healthRec{} })
+}
+
+// loseAndRepair waits until b sees what host-a changed at changed, makes
+// b forget it (forget, on host-a's origin record) once every
+// retransmission is over, as if every copy had missed b, and waits for
+// the repair.
+func loseAndRepair(t *testing.T, b *Cluster, changed time.Time, what string, seen func() (bool, string), forget func(*originRec)) {
+	t.Helper()
+	eventually(t, 2*time.Second, "host-b holds host-a's "+what, seen)
+	time.Sleep(time.Until(changed.Add(2 * time.Second)))
 	b.mu.Lock()
-	b.members["host-a"].origin.health = healthRec{} // as if every copy had missed host-b
+	forget(&b.members["host-a"].origin)
 	b.mu.Unlock()
 	if ok, _ := seen(); ok {
-		t.Fatal("host-b still has the report it was made to lose")
+		t.Fatalf("host-b still has the %s it was made to lose", what)
 	}
-	eventually(t, 2*time.Second, "host-b has host-a's report again", seen)
+	eventually(t, 2*time.Second, "host-b has host-a's "+what+" again", seen)
 	t.Logf("repaired %v after the change", time.Since(changed).Round(time.Millisecond))
 }
