@@ -155,20 +155,13 @@ func TestDualStack(t *testing.T) {
 	check("after a repair")
 	assertSplit(t, "IPv6: 200 connections after the repair", e.dial(web, "tcp", frontend6, 200), map[string]float64{"orders-1": 0.5, "orders-2": 0.5})
 
-	for _, h := range e.lab.Hosts {
-		if err := e.agent(h.Name).Stop(20 * time.Second); err != nil {
-			t.Fatal(err)
-		}
-		if _, stderr, err := e.weir.Run(e.ctx, h, "cleanup"); err != nil {
-			t.Fatalf("weir cleanup on %s: %v (%s)", h.Name, err, stderr)
-		}
-		foreign.checkPristine(t, h)
+	e.stopAndCleanUp(t, foreign, func(h *lab.Host) {
 		for _, tb := range foreignTables {
 			if got := weirLines(e.rules(h, tb)); len(got) != 0 {
 				t.Errorf("after weir cleanup %s iptables %s still has %q", h.Name, tb, got)
 			}
 		}
-	}
+	})
 }
 
 // TestHairpinIPv6: over IPv6, a source guest that is itself a target
