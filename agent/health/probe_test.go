@@ -31,18 +31,6 @@ func checkOf(t testing.TB, proto spec.CheckProtocol, addr, path string, timeout 
 	return spec.EndpointCheck{Address: ap.Addr(), HealthCheck: hc}
 }
 
-// closedPort returns a loopback address nothing listens on.
-func closedPort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
-}
-
 // openFDs counts this process's open file descriptors.
 func openFDs(t testing.TB) int {
 	t.Helper()
@@ -64,7 +52,7 @@ func TestNetProbe(t *testing.T) {
 	})
 	mux.HandleFunc("/moved", func(w http.ResponseWriter, r *http.Request) {
 		// A redirect passes and is not followed (its target is closed).
-		http.Redirect(w, r, "http://"+closedPort(t)+"/", http.StatusFound)
+		http.Redirect(w, r, "http://"+ts.FreeAddr(t)+"/", http.StatusFound)
 	})
 	mux.HandleFunc("/error", func(w http.ResponseWriter, r *http.Request) { http.Error(w, "boom", http.StatusInternalServerError) })
 	mux.HandleFunc("/missing", http.NotFound)
@@ -85,7 +73,7 @@ func TestNetProbe(t *testing.T) {
 	stop := sync.OnceFunc(func() { close(hang); srv.Close() })
 	defer stop()
 	addr := strings.TrimPrefix(srv.URL, "http://")
-	closed := closedPort(t)
+	closed := ts.FreeAddr(t)
 	const timeout = 300 * time.Millisecond
 	tests := []struct {
 		name    string

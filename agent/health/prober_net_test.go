@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"weir/agent/health"
+	ts "weir/internal/testsupport"
 	"weir/spec"
 )
 
@@ -31,7 +32,7 @@ func TestProberOverNetwork(t *testing.T) {
 		ec.Interval = interval
 		return health.Check{ID: ec.ID(), EndpointCheck: ec}
 	}
-	web, tcp, closed := mk(spec.CheckHTTP, addr), mk(spec.CheckTCP, addr), mk(spec.CheckTCP, closedPort(t))
+	web, tcp, closed := mk(spec.CheckHTTP, addr), mk(spec.CheckTCP, addr), mk(spec.CheckTCP, ts.FreeAddr(t))
 	var tr transitions
 	p := health.New(health.Config{OnTransition: tr.add})
 	p.Update([]health.Check{web, tcp, closed})

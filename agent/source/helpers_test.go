@@ -163,20 +163,10 @@ func startGitDaemon(t testing.TB) *gitDaemon {
 	requireTools(t, "git")
 	home := t.TempDir()
 	d := &gitDaemon{t: t, base: t.TempDir(), env: gitEnv(t, home)}
-	d.port = freePort(t)
+	d.port = testsupport.FreePort(t)
 	d.start()
 	t.Cleanup(d.stop)
 	return d
-}
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // start runs the daemon on d.port and waits until it accepts connections.

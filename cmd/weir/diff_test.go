@@ -96,7 +96,7 @@ func TestDiffNetns(t *testing.T) {
 	if code, _, errs := diff(); code != exitUsage || !strings.Contains(errs, "no ruleset planned yet") {
 		t.Errorf("weir diff while the agent has no plan = %d, %q; want 2", code, errs)
 	}
-	if code, _, errs := runCLI(t, runDiff, "--api", freeAddr(t), "--netns", ns.Name); code != exitUsage || !strings.Contains(errs, "is `weir agent` running") {
+	if code, _, errs := runCLI(t, runDiff, "--api", testsupport.FreeAddr(t), "--netns", ns.Name); code != exitUsage || !strings.Contains(errs, "is `weir agent` running") {
 		t.Errorf("weir diff without an agent = %d, %q; want 2", code, errs)
 	}
 }

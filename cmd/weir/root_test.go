@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"weir/internal/testsupport"
 )
 
 func weir(t *testing.T, args ...string) (code int, stdout, stderr string) {
@@ -92,7 +94,7 @@ func TestVersionStamp(t *testing.T) {
 // TestJSONModesAlwaysPrintJSON: with -o json stdout is one JSON object
 // even when there is no answer, with the documented exit code.
 func TestJSONModesAlwaysPrintJSON(t *testing.T) {
-	closed := freeAddr(t)
+	closed := testsupport.FreeAddr(t)
 	missing := filepath.Join(t.TempDir(), "nope")
 	bad := planDir(t, map[string]string{"hosts.yaml": basicHosts(t), "balancers.yaml": strings.Replace(planBalancers, "  target: orders\n", "  target: ordrs\n", 1)})
 	tests := []struct {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"weir/cluster"
+	"weir/internal/testsupport"
 )
 
 const (
@@ -128,7 +128,7 @@ func TestStatusJSON(t *testing.T) {
 }
 
 func TestStatusErrors(t *testing.T) {
-	closed := freeAddr(t)
+	closed := testsupport.FreeAddr(t)
 	tests := []struct {
 		name     string
 		args     []string
@@ -148,18 +148,6 @@ func TestStatusErrors(t *testing.T) {
 			}
 		})
 	}
-}
-
-// freeAddr returns a loopback address nothing listens on.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
 }
 
 func startAgentNode(t *testing.T, name string, keys [][]byte, st cluster.NodeState, join ...string) *cluster.Cluster {

@@ -8,21 +8,12 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"weir/internal/testsupport"
 )
 
-// freePort returns a TCP port nothing listens on now.
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
-}
-
 func TestEchoServerKeepsTheConnection(t *testing.T) {
-	port := freePort(t)
+	port := strconv.Itoa(testsupport.FreePort(t))
 	if err := serveEcho("orders-1", port, make(chan error, 1)); err != nil {
 		t.Fatal(err)
 	}
@@ -44,7 +35,7 @@ func TestEchoServerKeepsTheConnection(t *testing.T) {
 
 func TestHTTPServerAnswersItsCode(t *testing.T) {
 	for _, code := range []int{200, 500} {
-		port := freePort(t)
+		port := strconv.Itoa(testsupport.FreePort(t))
 		if err := serveHTTP("orders-2", port+"="+strconv.Itoa(code), make(chan error, 1)); err != nil {
 			t.Fatal(err)
 		}
@@ -58,7 +49,7 @@ func TestHTTPServerAnswersItsCode(t *testing.T) {
 			t.Errorf("GET = %d %q; want %d orders-2", resp.StatusCode, body, code)
 		}
 	}
-	if err := serveHTTP("x", freePort(t)+"=42", make(chan error, 1)); err == nil {
+	if err := serveHTTP("x", strconv.Itoa(testsupport.FreePort(t))+"=42", make(chan error, 1)); err == nil {
 		t.Error("serveHTTP with status 42: no error")
 	}
 }
